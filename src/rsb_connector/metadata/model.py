@@ -62,6 +62,7 @@ class AssociationType(StrEnum):
     XFRM = "urn:ihe:iti:2007:AssociationType:XFRM"
     XFRM_RPLC = "urn:ihe:iti:2007:AssociationType:XFRM_RPLC"
     SIGNS = "urn:ihe:iti:2007:AssociationType:signs"
+    UPDATE_AVAILABILITY_STATUS = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
 
     @property
     def short(self) -> str:
@@ -70,7 +71,7 @@ class AssociationType(StrEnum):
     @property
     def is_relationship(self) -> bool:
         """Document relationship (RPLC, APND, XFRM, XFRM_RPLC, signs), as opposed to HasMember."""
-        return self is not AssociationType.HAS_MEMBER
+        return self not in (AssociationType.HAS_MEMBER, AssociationType.UPDATE_AVAILABILITY_STATUS)
 
     @property
     def replaces(self) -> bool:
