@@ -172,7 +172,7 @@ class Code:
 class Author:
     """An author of a document or submission set (XDS author classification).
 
-    ``person`` is an XCN (``^Family^Given^^^^^^&OID&ISO`` or ``ID^Family^Given^^^^^^^&OID&ISO``), institutions
+    ``person`` is an XCN (``ID^Family^Given^^^^^^&OID&ISO`` (assigning authority in component 9)), institutions
     are XON, roles / specialties free text or ``code^^^&OID&ISO``.
     """
 
