@@ -519,20 +519,19 @@ def from_parameters(
         for name, (slot, kind, required) in cls.params.items():
             values = items(slot)
             if not values:
-                if required and slot in parameters:
+                if required and any(p.path == slot for p in problems):
                     continue  # unreadable, already reported
                 if required:
                     problems.append(_problem("XDSStoredQueryMissingParam", slot, f"{slot} is required"))
                 continue
-            if kind != "code_and" and len(values) > 1:
+            if kind in ("str", "dtm") and len(values) > 1:
                 problems.append(
-                    _problem(
-                        "XDSStoredQueryParamNumber",
-                        slot,
-                        f"{slot} was given {len(values)} times; give it once",
-                    )
+                    _problem("XDSStoredQueryParamNumber", slot, f"{slot} was given {len(values)} times; give it once")
                 )
                 continue
+            if kind != "code_and":
+                # Several Value elements of a multi-valued parameter form one OR list (ITI TF-2a 3.18.4.1.2.3.5).
+                values = [[v for vs in values for v in vs]]
             flat = values[0]
             try:
                 if kind == "str":
