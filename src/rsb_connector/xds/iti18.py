@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import get_args
 
 from lxml import etree
 
@@ -37,9 +36,6 @@ _R = f"{{{RIM}}}"
 _Q = f"{{{QUERY}}}"
 _NSMAP = {"query": QUERY, "rim": RIM}
 _ASSOCIATION_TYPES_SLOT = "$AssociationTypes"
-
-_QUERY_CLASSES: dict[str, type] = {cls.query_id.value: cls for cls in get_args(Query)}
-
 
 def _or_list_slots(cls: type) -> set[str]:
     """Slots of a query class whose several ``rim:Value`` elements form one OR-ed list."""

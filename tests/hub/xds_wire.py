@@ -1,0 +1,145 @@
+"""A raw XDS.b peer for hub tests: builds messages with the shared binding and posts them with httpx.
+
+Unlike the SDK client it does no local validation, so tests can send exactly the wrong things a real source sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+from lxml import etree
+
+from rsb_connector.metadata.model import AvailabilityStatus, Submission
+from rsb_connector.query import Query
+from rsb_connector.security.xml import parse_xml
+from rsb_connector.xds import constants as c
+from rsb_connector.xds import iti18, iti41, iti43, iti57, soap
+from rsb_connector.xds.mtom import MtomParser, MtomWriter, OutgoingAttachment, is_mtom
+from rsb_connector.xds.parts import DocumentPart, Inline, XopRef
+from rsb_connector.xds.rs import RegistryResult
+
+
+@dataclass
+class Exchange:
+    """What came back: HTTP status, the parsed SOAP message, raw root bytes and MTOM attachments by cid."""
+
+    http_status: int
+    content_type: str
+    message: soap.SoapMessage
+    attachments: dict[str, bytes]
+    request_message_id: str
+
+    @property
+    def payload(self) -> etree._Element:
+        payload = self.message.payload
+        assert payload is not None
+        return payload
+
+
+def _read(response: httpx.Response, tmp_dir: str) -> tuple[bytes, dict[str, bytes]]:
+    content_type = response.headers.get("content-type", "")
+    if is_mtom(content_type):
+        from pathlib import Path
+
+        parser = MtomParser(content_type, spool_dir=Path(tmp_dir))
+        parser.feed(response.content)
+        message = parser.close()
+        try:
+            return message.root, {cid: att.read_bytes() for cid, att in message.attachments.items()}
+        finally:
+            message.discard()
+    return response.content, {}
+
+
+def post(
+    http: httpx.Client,
+    path: str,
+    payload: etree._Element,
+    action: str,
+    *,
+    attachments: Sequence[OutgoingAttachment] = (),
+    mtom: bool = True,
+    tmp_dir: str = "/tmp",  # noqa: S108 - overridden by callers with tmp_path
+) -> Exchange:
+    message_id = soap.new_message_id()
+    envelope = soap.build_envelope(payload, action=action, message_id=message_id, to=f"{http.base_url}{path}")
+    xml = soap.serialize(envelope)
+    if mtom:
+        writer = MtomWriter(xml, attachments, action=action)
+        response = http.post(path, content=writer.to_bytes(), headers={"content-type": writer.content_type})
+    else:
+        response = http.post(path, content=xml, headers={"content-type": soap.soap_content_type(action)})
+    root, atts = _read(response, tmp_dir)
+    message = soap.parse_envelope(parse_xml(root))
+    return Exchange(response.status_code, response.headers.get("content-type", ""), message, atts, message_id)
+
+
+def provide(
+    http: httpx.Client,
+    submission: Submission,
+    documents: Mapping[str, bytes],
+    *,
+    mtom: bool = True,
+    tmp_dir: str = "/tmp",  # noqa: S108
+) -> RegistryResult:
+    parts: dict[str, DocumentPart] = {}
+    outgoing: list[OutgoingAttachment] = []
+    for i, (doc_id, data) in enumerate(documents.items()):
+        if mtom:
+            cid = f"doc{i}@rsb.test"
+            parts[doc_id] = XopRef(cid)
+            outgoing.append(OutgoingAttachment(cid, data, "application/octet-stream"))
+        else:
+            parts[doc_id] = Inline(data)
+    exchange = post(
+        http,
+        "/xds/repository",
+        iti41.build_request(submission, parts),
+        c.ACTION_ITI41,
+        attachments=outgoing,
+        mtom=mtom,
+        tmp_dir=tmp_dir,
+    )
+    assert exchange.message.action == c.ACTION_ITI41_RESPONSE
+    assert exchange.message.relates_to == exchange.request_message_id
+    return iti41.parse_response(exchange.payload)
+
+
+def query(http: httpx.Client, q: Query, *, mtom: bool = False) -> iti18.QueryResponse:
+    exchange = post(http, "/xds/registry", iti18.build_request(q), c.ACTION_ITI18, mtom=mtom)
+    assert exchange.message.action == c.ACTION_ITI18_RESPONSE
+    return iti18.parse_response(exchange.payload)
+
+
+def retrieve(
+    http: httpx.Client,
+    requests: Sequence[tuple[str, str]],
+    *,
+    mtom: bool = True,
+    tmp_dir: str = "/tmp",  # noqa: S108
+) -> tuple[iti43.RetrieveResponse, dict[str, bytes]]:
+    """Returns the parsed response and the documents' bytes by document uniqueId."""
+    payload = iti43.build_request([iti43.DocumentRequest(repo, uid) for repo, uid in requests])
+    exchange = post(http, "/xds/repository", payload, c.ACTION_ITI43, mtom=mtom, tmp_dir=tmp_dir)
+    assert exchange.message.action == c.ACTION_ITI43_RESPONSE
+    response = iti43.parse_response(exchange.payload)
+    content: dict[str, bytes] = {}
+    for doc in response.documents:
+        if isinstance(doc.part, XopRef):
+            content[doc.request.document_unique_id] = exchange.attachments[doc.part.cid]
+        else:
+            content[doc.request.document_unique_id] = doc.part.data
+    return response, content
+
+
+def update_status(
+    http: httpx.Client, *, patient_id: str, entry_uuid: str, original: AvailabilityStatus, new: AvailabilityStatus
+) -> RegistryResult:
+    payload = iti57.build_status_update(
+        patient_id=patient_id, entry_uuid=entry_uuid, original=original, new=new, source_id="1.3.6.1.4.1.21367.2017.9"
+    )
+    exchange = post(http, "/xds/registry", payload, c.ACTION_ITI57, mtom=False)
+    assert exchange.message.action == c.ACTION_ITI57_RESPONSE
+    return iti41.parse_response(exchange.payload)
