@@ -87,7 +87,10 @@ def publish(http: httpx.Client, path: Path, patient: str) -> tuple[float, str]:
     started = time.perf_counter()
     response = http.post("/xds/repository", content=iter(writer), headers=headers)
     elapsed = time.perf_counter() - started
-    result = iti41.parse_response(soap.parse_envelope(parse_xml(response.content)).payload)  # type: ignore[arg-type]
+    reader = MtomParser(response.headers["content-type"], spool_dir=path.parent)
+    reader.feed(response.content)
+    root = reader.close().root
+    result = iti41.parse_response(soap.parse_envelope(parse_xml(root)).payload)  # type: ignore[arg-type]
     if result.status != c.STATUS_SUCCESS:
         sys.exit(f"publish failed: {result.problems}")
     return elapsed, entry.unique_id or ""

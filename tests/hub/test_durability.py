@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -124,3 +125,28 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
         found = wire.query(http, GetDocuments(unique_ids=tuple(uid for _s, uid, _h in sample)))
         assert {e.unique_id for e in found.entries} == {uid for _s, uid, _h in sample}
         assert all(e.patient_id == Ssin(patient).to_cx() for e in found.entries)
+
+
+@pytest.mark.slow
+def test_graceful_shutdown_finishes_and_reopens(tmp_path: Path) -> None:
+    hub = LiveHub(tmp_path / "hub", seed=True, extra_args=["--max-results", "1"])
+    hub.start()
+    patient = SEED_PATIENTS[0].ssin
+    with httpx.Client(base_url=hub.url, timeout=10) as http:
+        for _ in range(2):
+            entry = new_document(b"x" * 10, patient=patient, document_type="note", mime_type="text/plain")
+            submission = new_submission([entry])
+            assert wire.provide(http, submission, {entry.entry_uuid: b"x" * 10}, tmp_dir=str(tmp_path)).ok
+        from rsb_connector.query import FindDocuments
+
+        capped = wire.query(http, FindDocuments(patient_id=Ssin(patient).to_cx()))
+        assert [p.code for p in capped.problems] == ["XDSTooManyResults"]
+    # uvicorn finishes in-flight work, runs the shutdown hooks (store closed), then re-raises SIGTERM.
+    assert hub.stop() in (0, -signal.SIGTERM), hub.log()
+    assert "Application shutdown complete" in hub.log()
+    db = sqlite3.connect(tmp_path / "hub" / "registry.sqlite3")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM document_entries").fetchone() == (2,)
+    finally:
+        db.close()

@@ -28,7 +28,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
     from ..hub.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(Path(args.data_dir), host=args.host, port=args.port, seed=args.seed)
+    serve(Path(args.data_dir), host=args.host, port=args.port, seed=args.seed, max_results=args.max_results)
     return EXIT_OK
 
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     serve.add_argument("--data-dir", default=".rsb-data", help="where the store lives (default .rsb-data)")
     serve.add_argument("--seed", action="store_true", help="load the synthetic population; writes seed.json")
+    serve.add_argument(
+        "--max-results", type=int, default=1000, help="stored query result cap → XDSTooManyResults (default 1000)"
+    )
     serve.set_defaults(func=_hub_serve)
     return parser
 

@@ -73,10 +73,11 @@ def serve(
     port: int = 8080,
     seed: bool = False,
     log_level: str = "info",
+    max_results: int = 1000,
 ) -> None:
     """Run the hub until SIGINT/SIGTERM; uvicorn finishes in-flight requests before the store closes."""
     import uvicorn
 
-    hub = build_hub(data_dir, seed=seed)
+    hub = build_hub(data_dir, seed=seed, max_results=max_results)
     log.info("mock hub data in %s; XDS.b at http://%s:%d/xds/repository and /xds/registry", data_dir, host, port)
     uvicorn.run(hub.app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)

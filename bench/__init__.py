@@ -1,0 +1,1 @@
+"""Benchmarks of rsb-connector: numbers for people, not part of ``make test``."""
