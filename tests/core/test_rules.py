@@ -197,6 +197,15 @@ def _same_unique_id_as_submission_set(s: Submission) -> None:
     s.entries[0].unique_id = s.submission_set.unique_id
 
 
+def _has_member_of_rplc(s: Submission) -> None:
+    s.associations.append(
+        Association(entry_uuid="rplc01", type=AssociationType.RPLC, source="Document01", target=REGISTRY_DOC)
+    )
+    s.associations.append(
+        Association(entry_uuid="hm-rplc", type=AssociationType.HAS_MEMBER, source="SubmissionSet01", target="rplc01")
+    )
+
+
 def _everyone_bad_ssin(s: Submission) -> None:
     bad = f"{BAD_SSIN}^^^&{SSIN_OID}&ISO"
     s.submission_set.patient_id = bad
@@ -462,6 +471,7 @@ VALID_VARIANTS = [
     Case("xfrm-rplc-to-registry-document", _add_assoc(AssociationType.XFRM_RPLC, "Document02", REGISTRY_DOC), []),
     Case("signs-registry-document", _add_assoc(AssociationType.SIGNS, "Document02", REGISTRY_DOC), []),
     Case("urn-uuid-entry-ids", _set_assoc(0, "entry_uuid", "urn:uuid:3e5a2c1b-1111-4a2b-9c3d-abcdefabcdef"), []),
+    Case("has-member-of-an-association-needs-no-status", _has_member_of_rplc, []),
 ]
 
 

@@ -675,6 +675,8 @@ def _check_has_member(
             ]
         return []
     status = association.submission_set_status
+    if status is None and association.target in message_ids and association.target not in entry_ids:
+        return []  # SubmissionSet HasMember another object of the message (an association): no status slot
     if status is None:
         return [
             _missing(
