@@ -1,0 +1,659 @@
+"""WS-Security 1.1 for SOAP 1.2: sign an envelope, and verify one as strictly as a hub must.
+
+Signing (:func:`sign_envelope`) adds, as the FIRST child of ``soap:Header``::
+
+    <wsse:Security soap:mustUnderstand="1">
+      <wsu:Timestamp wsu:Id="TS-…"><wsu:Created>…</wsu:Created><wsu:Expires>…</wsu:Expires></wsu:Timestamp>
+      <wsse:BinarySecurityToken ValueType="…#X509v3" EncodingType="…#Base64Binary" wsu:Id="X509-…">…</…>
+      <ds:Signature>                       detached: RSA-SHA256, SHA-256 digests, exclusive C14N everywhere
+        <ds:SignedInfo> references to the Body, the Timestamp and the WS-Addressing headers (wsu:Id on each)
+        <ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI="#X509-…"/></…></ds:KeyInfo>
+      </ds:Signature>
+    </wsse:Security>
+
+Callers serialize the signed tree ONCE (``rsb_connector.xds.soap.serialize``: no pretty-printing) and send exactly
+those bytes: re-indenting or re-serializing with other namespace declarations breaks the signature.
+
+Verification (:class:`WsSecurityVerifier`) refuses, with a :class:`WsSecurityError` carrying a WS-Security fault
+code, anything but: exactly one ``wsse:Security`` header holding exactly one ``ds:Signature`` and one
+``wsu:Timestamp``; a ``BinarySecurityToken`` referenced by the signature's ``SecurityTokenReference`` whose
+certificate chains to the :class:`~rsb_connector.security.trust.TrustStore` and names a principal; a signature
+(exclusive C14N, RSA-SHA256/384/512, SHA-256/384/512 digests, exc-C14N as the only transform) that verifies;
+references that point at exactly the ONE ``soap:Body`` child of the Envelope, the ONE Timestamp of the Security
+header, and otherwise only at direct children of ``soap:Header`` (the WS-Addressing headers) or the token —
+with no ``Id`` value used twice anywhere in the document (signature wrapping); a signed Timestamp that is fresh;
+and a ``wsa:MessageID`` (and signature value) not seen before in the replay window. Only SIGNED copies are
+returned for processing (:class:`VerifiedMessage`): ``body`` and the addressing values come from what was signed.
+
+Fault codes (``wsse:`` = the WS-Security 1.0 secext namespace, for the SOAP fault Subcode):
+
+=================================  ====================================================================
+``wsse:InvalidSecurity``           no or several Security headers / signatures; the signature does not
+                                   cover the Body or the Timestamp (an unsigned message); references
+                                   elsewhere or ambiguous ids (wrapping); malformed Timestamp; a replayed
+                                   ``wsa:MessageID`` or signature (replay is reported as InvalidSecurity,
+                                   like WSS4J does)
+``wsse:UnsupportedAlgorithm``      a C14N, signature, digest or transform algorithm outside the pinned set
+``wsse:SecurityTokenUnavailable``  the SecurityTokenReference does not lead to a BinarySecurityToken
+``wsse:InvalidSecurityToken``      the token is not an X.509 certificate, does not chain to a trusted CA,
+                                   is expired, or its subject names no principal
+``wsse:FailedCheck``               a digest or the signature value does not verify (tampering)
+``wsse:MessageExpired``            Timestamp expired, created in the future (beyond the clock skew), or
+                                   with a lifetime above ``ttl_max``
+=================================  ====================================================================
+
+MTOM: the signature covers the XOP document, i.e. a Body holding ``xop:Include`` elements, not the attachment
+bytes. Attachments are protected by the hash and size slots inside the signed metadata, which the hub checks
+against the received bytes. The base64 inside the Security header (the BinarySecurityToken, the SignatureValue)
+must never be MTOM-optimised: only document content goes to attachments.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml.exceptions import InvalidCertificate, InvalidInput, InvalidSignature, SignXMLException
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+from rsb_connector.errors import RsbError
+from rsb_connector.security.identity import Identity, IdentityError, Principal, read_principal
+from rsb_connector.security.trust import ReplayCache, ReplayCacheFull, TrustStore, UntrustedCertificate
+from rsb_connector.xds.constants import SOAP12, WSA
+
+__all__ = [
+    "BASE64_BINARY",
+    "DS",
+    "EXC_C14N",
+    "FAILED_CHECK",
+    "INVALID_SECURITY",
+    "INVALID_SECURITY_TOKEN",
+    "MESSAGE_EXPIRED",
+    "RSA_SHA256",
+    "SECURITY_TOKEN_UNAVAILABLE",
+    "SHA256",
+    "UNSUPPORTED_ALGORITHM",
+    "WSSE",
+    "WSU",
+    "X509V3",
+    "ReplayCache",
+    "VerifiedMessage",
+    "WsSecurityError",
+    "WsSecurityVerifier",
+    "sign_envelope",
+]
+
+WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+DS: Final = "http://www.w3.org/2000/09/xmldsig#"
+X509V3: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+BASE64_BINARY: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
+RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+# Fault codes (QNames in the WSSE namespace), not secrets.
+INVALID_SECURITY: Final = "wsse:InvalidSecurity"
+UNSUPPORTED_ALGORITHM: Final = "wsse:UnsupportedAlgorithm"
+SECURITY_TOKEN_UNAVAILABLE: Final = "wsse:SecurityTokenUnavailable"  # noqa: S105
+INVALID_SECURITY_TOKEN: Final = "wsse:InvalidSecurityToken"  # noqa: S105
+FAILED_CHECK: Final = "wsse:FailedCheck"
+MESSAGE_EXPIRED: Final = "wsse:MessageExpired"
+
+_S = f"{{{SOAP12}}}"
+_A = f"{{{WSA}}}"
+_SE = f"{{{WSSE}}}"
+_U = f"{{{WSU}}}"
+_D = f"{{{DS}}}"
+_WSU_ID = f"{_U}Id"
+
+_SIGNATURE_METHODS: Final = frozenset(
+    {SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}
+)
+_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
+_ALLOWED_SIGNATURE_URIS: Final = frozenset(m.value for m in _SIGNATURE_METHODS)
+_ALLOWED_DIGEST_URIS: Final = frozenset(d.value for d in _DIGESTS)
+# WS-Addressing headers that may appear once each (RelatesTo too: one reply to one message).
+_SINGLE_WSA: Final = frozenset(
+    f"{_A}{n}" for n in ("Action", "MessageID", "To", "ReplyTo", "From", "FaultTo", "RelatesTo")
+)
+_SIGNATURE_LOCATION: Final = f"./{_S}Header/{_SE}Security/"
+
+
+class WsSecurityError(RsbError):
+    """A WS-Security check failed; nothing of the message may be processed.
+
+    Attributes:
+        fault_code: the WS-Security fault code as a prefixed QName (``wsse:FailedCheck``...), for the SOAP fault
+            Subcode; :attr:`fault_qname` gives it with its namespace.
+        message: what was wrong, for a person (never the message content).
+    """
+
+    def __init__(self, fault_code: str, message: str) -> None:
+        self.fault_code = fault_code
+        self.message = message
+        super().__init__(f"{fault_code}: {message}")
+
+    @property
+    def fault_qname(self) -> etree.QName:
+        """The fault code in the WS-Security secext namespace."""
+        return etree.QName(WSSE, self.fault_code.partition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedMessage:
+    """What a verified message says, from the SIGNED parts only.
+
+    Attributes:
+        envelope: the original tree as received (for logging/auditing; do not process unsigned parts of it).
+        certificate: the signer's certificate (chain-verified); ``chain`` the verified path to the anchor.
+        signer: who the certificate names.
+        signed_ids: the ``Id`` values the signature covers.
+        body: a copy of the signed ``soap:Body`` (what was signed, byte for byte after exclusive C14N).
+        created / expires: the signed Timestamp.
+        action / message_id / to / relates_to: values of the SIGNED WS-Addressing headers, ``None`` when the
+            header is absent or was not signed.
+        signed_headers: copies of every signed direct child of ``soap:Header``.
+    """
+
+    envelope: etree._Element
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    signer: Principal
+    signed_ids: frozenset[str]
+    body: etree._Element
+    created: datetime
+    expires: datetime
+    action: str | None
+    message_id: str | None
+    to: str | None
+    relates_to: str | None
+    signed_headers: tuple[etree._Element, ...]
+
+    @property
+    def payload(self) -> etree._Element | None:
+        """The first element child of the signed Body."""
+        for child in self.body:
+            if isinstance(child.tag, str):
+                return child
+        return None
+
+
+# ------------------------------------------------------------------------------------------------------ signing
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=UTC)
+    return now.astimezone(UTC)
+
+
+def _xsd_datetime(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _elements(parent: etree._Element) -> list[etree._Element]:
+    return [c for c in parent if isinstance(c.tag, str)]
+
+
+def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
+    header = body = None
+    for child in _elements(envelope):
+        if child.tag == f"{_S}Header" and header is None and body is None:
+            header = child
+        elif child.tag == f"{_S}Body" and body is None:
+            body = child
+        else:
+            return None, None
+    return header, body
+
+
+def _id_attribute_values(root: etree._Element) -> dict[str, list[etree._Element]]:
+    """Every value of an attribute whose local name is ``Id`` (wsu:Id or unqualified), with its elements."""
+    found: dict[str, list[etree._Element]] = {}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for name, value in element.attrib.items():
+            key = str(name)
+            if key == "Id" or (key.endswith("}Id") and key.startswith("{")):
+                found.setdefault(str(value), []).append(element)
+    return found
+
+
+def _ensure_id(element: etree._Element, prefix: str) -> str:
+    current = element.get(_WSU_ID)
+    if current:
+        return current
+    new = f"{prefix}-{uuid.uuid4().hex}"
+    element.set(_WSU_ID, new)
+    return new
+
+
+def _declare_wss_namespaces(envelope: etree._Element) -> None:
+    """Declare ``wsse`` and ``wsu`` on the Envelope so that new ``wsu:Id`` attributes get a readable prefix.
+
+    lxml cannot add a declaration to an existing element; ``cleanup_namespaces`` with ``top_nsmap`` can, and
+    every prefix in use is kept so that nothing else changes.
+    """
+    if envelope.nsmap.get("wsu") == WSU and envelope.nsmap.get("wsse") == WSSE:
+        return
+    if "wsu" in envelope.nsmap or "wsse" in envelope.nsmap:
+        return  # the prefixes mean something else here: let lxml pick its own
+    prefixes: set[str] = {"wsu", "wsse"}
+    for element in envelope.iter():
+        if isinstance(element.tag, str):
+            prefixes.update(p for p in element.nsmap if p)
+    etree.cleanup_namespaces(envelope, top_nsmap={"wsse": WSSE, "wsu": WSU}, keep_ns_prefixes=sorted(prefixes))
+
+
+def sign_envelope(
+    envelope: etree._Element,
+    identity: Identity,
+    *,
+    ttl: int = 60,
+    now: datetime | None = None,
+    sign_addressing: bool = True,
+) -> etree._Element:
+    """Sign a SOAP 1.2 envelope in place with WS-Security (layout in the module docstring).
+
+    Args:
+        envelope: a ``soap:Envelope`` with a Body (a Header is added when missing), not yet signed.
+        identity: the signer: its certificate goes into the BinarySecurityToken, its key signs.
+        ttl: Timestamp lifetime in seconds (Expires = Created + ttl).
+        now: the Created time (default: now).
+        sign_addressing: also sign every WS-Addressing header (direct children of ``soap:Header``).
+
+    Returns:
+        ``envelope`` itself. Serialize it once and send exactly those bytes.
+
+    Raises:
+        ValueError: not a SOAP 1.2 envelope, no Body, already signed, or an ``Id`` value already used twice.
+    """
+    if envelope.tag != f"{_S}Envelope":
+        raise ValueError(f"not a SOAP 1.2 Envelope: {envelope.tag}")
+    if ttl <= 0:
+        raise ValueError("the Timestamp ttl must be positive")
+    header, body = _split_envelope(envelope)
+    if body is None:
+        raise ValueError("the envelope must hold an optional soap:Header followed by a soap:Body")
+    if header is None:
+        header = etree.Element(f"{_S}Header")
+        envelope.insert(0, header)
+    if header.find(f"{_SE}Security") is not None:
+        raise ValueError("the envelope already carries a wsse:Security header")
+    _declare_wss_namespaces(envelope)
+
+    created = _utc(now)
+    references: list[str] = [_ensure_id(body, "Body")]
+    security = etree.Element(f"{_SE}Security", nsmap={"wsse": WSSE, "wsu": WSU})
+    header.insert(0, security)
+    security.set(f"{_S}mustUnderstand", "1")
+    timestamp = etree.SubElement(security, f"{_U}Timestamp")
+    references.insert(0, _ensure_id(timestamp, "TS"))
+    etree.SubElement(timestamp, f"{_U}Created").text = _xsd_datetime(created)
+    etree.SubElement(timestamp, f"{_U}Expires").text = _xsd_datetime(created + timedelta(seconds=ttl))
+    token = etree.SubElement(
+        security, f"{_SE}BinarySecurityToken", {"ValueType": X509V3, "EncodingType": BASE64_BINARY}
+    )
+    token_id = _ensure_id(token, "X509")
+    token.text = base64.b64encode(identity.certificate.public_bytes(Encoding.DER)).decode("ascii")
+    if sign_addressing:
+        for block in _elements(header):
+            if block.tag.startswith(_A):
+                references.append(_ensure_id(block, "WSA"))
+
+    ids = _id_attribute_values(envelope)
+    for ref in references:
+        if len(ids.get(ref, ())) != 1:
+            header.remove(security)  # leave the envelope unsigned rather than half-signed
+            raise ValueError(f"the Id {ref!r} is used by {len(ids.get(ref, ()))} elements; ids must be unique")
+
+    key_info = etree.Element(f"{_D}KeyInfo", nsmap={"ds": DS})
+    str_el = etree.SubElement(key_info, f"{_SE}SecurityTokenReference", nsmap={"wsse": WSSE})
+    etree.SubElement(str_el, f"{_SE}Reference", {"URI": f"#{token_id}", "ValueType": X509V3})
+    signer = XMLSigner(
+        method=SignatureConstructionMethod.detached,
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm=EXC_C14N,
+    )
+    signature = signer.sign(
+        envelope,
+        key=identity.private_key,
+        reference_uri=[f"#{ref}" for ref in references],
+        key_info=key_info,
+        id_attribute="Id",
+    )
+    security.append(signature)
+    return envelope
+
+
+# ------------------------------------------------------------------------------------------------- verification
+
+
+def _parse_time(element: etree._Element | None, what: str) -> datetime:
+    if element is None or not (element.text or "").strip():
+        raise WsSecurityError(INVALID_SECURITY, f"the signed wsu:Timestamp has no {what}")
+    text = (element.text or "").strip()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise WsSecurityError(INVALID_SECURITY, f"the wsu:Timestamp {what} {text!r} is not an xsd:dateTime") from exc
+    if value.tzinfo is None:
+        raise WsSecurityError(
+            INVALID_SECURITY, f"the wsu:Timestamp {what} {text!r} has no time zone: send UTC with a trailing Z"
+        )
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    uri: str
+    id: str
+
+
+def _check_signed_info(signature: etree._Element) -> list[_Reference]:
+    """Pin the algorithms and the reference forms before handing the signature to signxml."""
+    signed_info = signature.find(f"{_D}SignedInfo")
+    if signed_info is None:
+        raise WsSecurityError(INVALID_SECURITY, "the ds:Signature has no ds:SignedInfo")
+    c14n = signed_info.find(f"{_D}CanonicalizationMethod")
+    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
+        got = None if c14n is None else c14n.get("Algorithm")
+        raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"SignedInfo canonicalization must be {EXC_C14N}, got {got}")
+    method = signed_info.find(f"{_D}SignatureMethod")
+    if method is None or method.get("Algorithm") not in _ALLOWED_SIGNATURE_URIS:
+        got = None if method is None else method.get("Algorithm")
+        raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"signature method {got} refused: use {RSA_SHA256}")
+    references: list[_Reference] = []
+    for ref in signed_info.findall(f"{_D}Reference"):
+        uri = ref.get("URI") or ""
+        if not uri.startswith("#") or len(uri) < 2 or uri.startswith("#xpointer("):
+            raise WsSecurityError(
+                INVALID_SECURITY, f"reference URI {uri!r} refused: only same-document '#id' references are accepted"
+            )
+        transforms = ref.find(f"{_D}Transforms")
+        algorithms = [] if transforms is None else [t.get("Algorithm") for t in _elements(transforms)]
+        if algorithms != [EXC_C14N]:
+            raise WsSecurityError(
+                UNSUPPORTED_ALGORITHM,
+                f"reference {uri}: transforms {algorithms} refused; exactly one exclusive C14N transform is required",
+            )
+        digest = ref.find(f"{_D}DigestMethod")
+        if digest is None or digest.get("Algorithm") not in _ALLOWED_DIGEST_URIS:
+            got = None if digest is None else digest.get("Algorithm")
+            raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"reference {uri}: digest {got} refused: use {SHA256}")
+        references.append(_Reference(uri=uri, id=uri[1:]))
+    if not references:
+        raise WsSecurityError(INVALID_SECURITY, "the signature has no references")
+    if len({r.id for r in references}) != len(references):
+        raise WsSecurityError(INVALID_SECURITY, "the signature references the same element twice")
+    return references
+
+
+class WsSecurityVerifier:
+    """Verifies WS-Security headers (module docstring) against a trust store; thread-safe, reuse one instance.
+
+    Args:
+        trust: the CAs whose certificates may sign.
+        ttl_max: the longest accepted Timestamp lifetime (Expires - Created), in seconds.
+        clock_skew: tolerance, in seconds, for Created in the future and Expires in the past.
+        replay_cache: remembers MessageIDs and signature values; a private one is made when ``None``.
+        require_signed_addressing: refuse a message whose WS-Addressing headers are not all signed, or that
+            lacks a signed ``wsa:Action`` and ``wsa:MessageID``.
+        now: the clock (tests inject a fixed one).
+    """
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        *,
+        ttl_max: int = 300,
+        clock_skew: int = 120,
+        replay_cache: ReplayCache | None = None,
+        require_signed_addressing: bool = False,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.trust = trust
+        self.ttl_max = timedelta(seconds=ttl_max)
+        self.clock_skew = timedelta(seconds=clock_skew)
+        self.replay_cache = replay_cache if replay_cache is not None else ReplayCache()
+        self.require_signed_addressing = require_signed_addressing
+        self._now = now
+
+    # -- steps -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _security_header(envelope: etree._Element) -> tuple[etree._Element, etree._Element, etree._Element]:
+        if envelope.tag != f"{_S}Envelope":
+            raise WsSecurityError(INVALID_SECURITY, "not a SOAP 1.2 Envelope")
+        header, body = _split_envelope(envelope)
+        if body is None:
+            raise WsSecurityError(INVALID_SECURITY, "the Envelope must hold an optional Header followed by one Body")
+        securities = list(envelope.iter(f"{_SE}Security"))
+        if not securities or header is None:
+            raise WsSecurityError(INVALID_SECURITY, "the message is not signed: no wsse:Security header")
+        if len(securities) != 1 or securities[0].getparent() is not header:
+            raise WsSecurityError(
+                INVALID_SECURITY,
+                f"found {len(securities)} wsse:Security elements; exactly one, directly in soap:Header, is accepted",
+            )
+        return header, body, securities[0]
+
+    @staticmethod
+    def _token(security: etree._Element, signature: etree._Element) -> tuple[etree._Element, x509.Certificate]:
+        refs = signature.findall(f"{_D}KeyInfo/{_SE}SecurityTokenReference/{_SE}Reference")
+        if len(refs) != 1:
+            raise WsSecurityError(
+                SECURITY_TOKEN_UNAVAILABLE,
+                "the signature's KeyInfo must hold one wsse:SecurityTokenReference/wsse:Reference to a "
+                "BinarySecurityToken",
+            )
+        uri = refs[0].get("URI") or ""
+        if not uri.startswith("#") or len(uri) < 2:
+            raise WsSecurityError(SECURITY_TOKEN_UNAVAILABLE, f"token reference {uri!r} is not a local '#id'")
+        tokens = [t for t in security.findall(f"{_SE}BinarySecurityToken") if t.get(_WSU_ID) == uri[1:]]
+        if len(tokens) != 1:
+            raise WsSecurityError(
+                SECURITY_TOKEN_UNAVAILABLE,
+                f"the Security header holds {len(tokens)} BinarySecurityToken with wsu:Id {uri[1:]!r}; expected one",
+            )
+        token = tokens[0]
+        if token.get("ValueType") != X509V3:
+            raise WsSecurityError(INVALID_SECURITY_TOKEN, f"token ValueType {token.get('ValueType')} is not X509v3")
+        if token.get("EncodingType", BASE64_BINARY) != BASE64_BINARY:
+            raise WsSecurityError(INVALID_SECURITY_TOKEN, f"token EncodingType {token.get('EncodingType')} refused")
+        try:
+            der = base64.b64decode("".join((token.text or "").split()), validate=True)
+            return token, x509.load_der_x509_certificate(der)
+        except (binascii.Error, ValueError) as exc:
+            raise WsSecurityError(
+                INVALID_SECURITY_TOKEN, "the BinarySecurityToken is not an X.509 certificate"
+            ) from exc
+
+    def _trust(self, certificate: x509.Certificate, now: datetime) -> tuple[tuple[x509.Certificate, ...], Principal]:
+        try:
+            chain = self.trust.verify_chain(certificate, now=now)
+        except UntrustedCertificate as exc:
+            raise WsSecurityError(INVALID_SECURITY_TOKEN, str(exc)) from exc
+        try:
+            usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.digital_signature:
+            raise WsSecurityError(INVALID_SECURITY_TOKEN, "the signer's certificate does not allow digital signatures")
+        try:
+            principal = read_principal(certificate)
+        except IdentityError as exc:
+            raise WsSecurityError(
+                INVALID_SECURITY_TOKEN, f"the signer's certificate names no principal: {exc}"
+            ) from exc
+        return tuple(chain), principal
+
+    # -- the whole check ---------------------------------------------------------------------------------
+    def verify(self, envelope: etree._Element) -> VerifiedMessage:
+        """Verify ``envelope`` (as parsed from the wire by :func:`rsb_connector.security.parse_xml`).
+
+        Returns:
+            The signed content and who signed it. The replay cache records the message only when every check
+            passed.
+
+        Raises:
+            WsSecurityError: any check failed (fault codes in the module docstring).
+        """
+        now = _utc(self._now())
+        header, body, security = self._security_header(envelope)
+        signatures = security.findall(f"{_D}Signature")
+        if len(signatures) != 1 or len(list(security.iter(f"{_D}Signature"))) != 1:
+            raise WsSecurityError(
+                INVALID_SECURITY, f"the Security header holds {len(signatures)} ds:Signature; exactly one is accepted"
+            )
+        signature = signatures[0]
+        timestamps = security.findall(f"{_U}Timestamp")
+        if len(timestamps) != 1 or len(list(security.iter(f"{_U}Timestamp"))) != 1:
+            raise WsSecurityError(INVALID_SECURITY, "the Security header must hold exactly one wsu:Timestamp")
+        timestamp = timestamps[0]
+        references = _check_signed_info(signature)
+
+        # Wrapping defences: every Id value names exactly one element, and each reference names an element at
+        # an accepted position.
+        ids = _id_attribute_values(envelope)
+        for value, elements in ids.items():
+            if len(elements) > 1:
+                raise WsSecurityError(INVALID_SECURITY, f"the Id {value!r} is used by {len(elements)} elements")
+        token_element, certificate = self._token(security, signature)
+        chain, principal = self._trust(certificate, now)
+        header_blocks = {id(b): b for b in _elements(header) if b is not security}
+        targets: dict[str, etree._Element] = {}
+        for ref in references:
+            found = ids.get(ref.id)
+            if not found:
+                raise WsSecurityError(
+                    INVALID_SECURITY, f"the signature references {ref.uri}, which is not in the message"
+                )
+            element = found[0]
+            allowed = (
+                element is body or element is timestamp or element is token_element or id(element) in header_blocks
+            )
+            if not allowed:
+                raise WsSecurityError(
+                    INVALID_SECURITY,
+                    f"the signature references {ref.uri}, a {etree.QName(element).localname} element outside the "
+                    "Body, the Timestamp and the header blocks",
+                )
+            targets[ref.id] = element
+        signed_elements = {id(e) for e in targets.values()}
+        if id(body) not in signed_elements:
+            raise WsSecurityError(INVALID_SECURITY, "the signature does not cover the soap:Body")
+        if id(timestamp) not in signed_elements:
+            raise WsSecurityError(INVALID_SECURITY, "the signature does not cover the wsu:Timestamp")
+
+        wsa_blocks = [b for b in _elements(header) if b.tag.startswith(_A)]
+        seen_tags: set[str] = set()
+        for block in wsa_blocks:
+            if block.tag in _SINGLE_WSA and block.tag in seen_tags:
+                raise WsSecurityError(INVALID_SECURITY, f"the header repeats {etree.QName(block).localname}")
+            seen_tags.add(block.tag)
+        if self.require_signed_addressing:
+            unsigned = [etree.QName(b).localname for b in wsa_blocks if id(b) not in signed_elements]
+            if unsigned:
+                raise WsSecurityError(INVALID_SECURITY, f"WS-Addressing headers not signed: {', '.join(unsigned)}")
+            if f"{_A}Action" not in seen_tags or f"{_A}MessageID" not in seen_tags:
+                raise WsSecurityError(INVALID_SECURITY, "a signed wsa:Action and wsa:MessageID are required")
+
+        config = SignatureConfiguration(
+            require_x509=True,
+            location=_SIGNATURE_LOCATION,
+            expect_references=len(references),
+            signature_methods=_SIGNATURE_METHODS,
+            digest_algorithms=_DIGESTS,
+            verification_time=now,
+        )
+        try:
+            results = XMLVerifier().verify(
+                envelope, x509_cert=certificate, expect_config=config, id_attribute="Id", validate_schema=True
+            )
+        except InvalidCertificate as exc:
+            raise WsSecurityError(INVALID_SECURITY_TOKEN, f"the signer's certificate was refused: {exc}") from exc
+        except InvalidSignature as exc:
+            detail = str(exc).rstrip(": ") or "bad signature value"
+            raise WsSecurityError(FAILED_CHECK, f"the signature does not verify: {detail}") from exc
+        except InvalidInput as exc:
+            raise WsSecurityError(INVALID_SECURITY, f"the signature is malformed: {exc}") from exc
+        except SignXMLException as exc:  # pragma: no cover - other signxml refusals
+            raise WsSecurityError(INVALID_SECURITY, f"the signature was refused: {exc}") from exc
+        result_list = results if isinstance(results, list) else [results]
+        if len(result_list) != len(references):  # pragma: no cover - signxml enforces expect_references
+            raise WsSecurityError(INVALID_SECURITY, "the verified references do not match the SignedInfo")
+        signed_copies: dict[int, etree._Element] = {}
+        for ref, result in zip(references, result_list, strict=True):
+            if result.signed_xml is None:
+                raise WsSecurityError(INVALID_SECURITY, f"the signed content of {ref.uri} is not XML")
+            signed_copies[id(targets[ref.id])] = result.signed_xml
+
+        signed_timestamp = signed_copies[id(timestamp)]
+        created = _parse_time(signed_timestamp.find(f"{_U}Created"), "Created")
+        expires = _parse_time(signed_timestamp.find(f"{_U}Expires"), "Expires")
+        if expires <= created:
+            raise WsSecurityError(INVALID_SECURITY, "the wsu:Timestamp expires before it is created")
+        if expires - created > self.ttl_max:
+            raise WsSecurityError(
+                MESSAGE_EXPIRED,
+                f"the wsu:Timestamp lifetime {(expires - created).total_seconds():.0f} s exceeds the "
+                f"{self.ttl_max.total_seconds():.0f} s accepted",
+            )
+        if created > now + self.clock_skew:
+            raise WsSecurityError(
+                MESSAGE_EXPIRED, f"the wsu:Timestamp is created in the future ({_xsd_datetime(created)}); check clocks"
+            )
+        if expires + self.clock_skew <= now:
+            raise WsSecurityError(MESSAGE_EXPIRED, f"the message expired at {_xsd_datetime(expires)}")
+
+        def signed_text(local: str) -> str | None:
+            for block in wsa_blocks:
+                if block.tag == f"{_A}{local}" and id(block) in signed_copies:
+                    return (signed_copies[id(block)].text or "").strip() or None
+            return None
+
+        action = signed_text("Action")
+        message_id = signed_text("MessageID")
+        until = expires + self.clock_skew
+        signature_value = "".join((signature.findtext(f"{_D}SignatureValue") or "").split())
+        try:
+            if message_id is not None and not self.replay_cache.remember(f"wsa:{message_id}", until, now=now):
+                raise WsSecurityError(INVALID_SECURITY, f"replayed message: wsa:MessageID {message_id} was seen before")
+            sig_key = "sig:" + hashlib.sha256(signature_value.encode("ascii", "replace")).hexdigest()
+            if not self.replay_cache.remember(sig_key, until, now=now):
+                raise WsSecurityError(INVALID_SECURITY, "replayed message: this signature was seen before")
+        except ReplayCacheFull as exc:
+            raise WsSecurityError(INVALID_SECURITY, str(exc)) from exc
+
+        return VerifiedMessage(
+            envelope=envelope,
+            certificate=certificate,
+            chain=chain,
+            signer=principal,
+            signed_ids=frozenset(targets),
+            body=signed_copies[id(body)],
+            created=created,
+            expires=expires,
+            action=action,
+            message_id=message_id,
+            to=signed_text("To"),
+            relates_to=signed_text("RelatesTo"),
+            signed_headers=tuple(signed_copies[id(b)] for b in _elements(header) if id(b) in signed_copies),
+        )
