@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench soak clean venv
+.PHONY: demo test lint typecheck pytest docs bench soak clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-## make test: ruff, mypy --strict on src/, and the whole pytest suite
-test: lint typecheck pytest
+## make test: ruff, mypy --strict on src/, the whole pytest suite, and the docs build (broken links fail)
+test: lint typecheck pytest docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
@@ -32,6 +32,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+## make docs: build the documentation site into site/ (strict: any warning fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 ## benchmarks are not part of make test: they take longer and their numbers are for people
 bench: $(STAMP)

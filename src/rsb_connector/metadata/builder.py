@@ -193,8 +193,15 @@ def new_document(
             classCode unless ``class_code`` is given.
         author: usually from :func:`professional_author`.
         mime_type: required when it cannot be guessed from a file name.
-        confidentiality, language, facility_type, practice_setting, format_code, class_code: value set keys.
-        creation_time, service_start, service_stop: aware datetimes, DTM or ISO 8601 text.
+        confidentiality: a confidentialityCode value set key.
+        language: a languageCode value set key.
+        facility_type: a healthcareFacilityTypeCode value set key.
+        practice_setting: a practiceSettingCode value set key.
+        format_code: a formatCode value set key.
+        class_code: a classCode value set key.
+        creation_time: an aware datetime, DTM or ISO 8601 text.
+        service_start: an aware datetime, DTM or ISO 8601 text.
+        service_stop: an aware datetime, DTM or ISO 8601 text.
         compute_digest: compute SHA-1 hash and size (the repository computes them anyway; turn off for a stream
             that cannot seek back).
 
