@@ -17,7 +17,7 @@ def main() -> int:
         if not path.exists():
             continue
         print(f"\n=== {name} ===", flush=True)
-        failed += subprocess.call([sys.executable, str(path)]) != 0  # noqa: S603
+        failed += subprocess.call([sys.executable, str(path)]) != 0
     return 1 if failed else 0
 
 

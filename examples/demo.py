@@ -27,7 +27,7 @@ def chapter(title: str) -> None:
 
 def main() -> None:
     chapter("1. The core, no hub needed")
-    subprocess.run([sys.executable, str(HERE / "core_walkthrough.py")], check=True)  # noqa: S603
+    subprocess.run([sys.executable, str(HERE / "core_walkthrough.py")], check=True)
 
     chapter("2. Starting the mock hub with its seeded population")
     with tempfile.TemporaryDirectory(prefix="rsb-demo-") as tmp, LiveHub(Path(tmp) / "data", seed=True) as hub:
@@ -35,13 +35,18 @@ def main() -> None:
 
         chapter("3. Quickstart: publish, find, fetch")
         env = {**os.environ, "RSB_HUB_URL": hub.url}
-        subprocess.run([sys.executable, str(HERE / "quickstart.py")], check=True, env=env)  # noqa: S603
+        subprocess.run([sys.executable, str(HERE / "quickstart.py")], check=True, env=env)
 
         chapter("4. When the answer is no")
         with VaultClient(hub.url) as vault:
             try:
-                vault.publish(b"note", patient="87041213797", document_type="contactreport", mime_type="text/plain",
-                              creation_time="24/12/2024")
+                vault.publish(
+                    b"note",
+                    patient="87041213797",
+                    document_type="contactreport",
+                    mime_type="text/plain",
+                    creation_time="24/12/2024",
+                )
             except (MetadataError, ValueError) as exc:
                 print(f"   refused before sending: {exc}")
             try:

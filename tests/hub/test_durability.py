@@ -115,7 +115,7 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
         httpx.Client(base_url=again.url, timeout=30) as http,
     ):
         stored = {uid for uid, *_ in rows}
-        for _ss, uid, sha1 in acknowledged:
+        for _ss, uid, _sha1 in acknowledged:
             assert uid in stored
         sample = acknowledged[:: max(1, len(acknowledged) // 10)]
         for _ss, uid, sha1 in sample:

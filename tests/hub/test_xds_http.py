@@ -13,16 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 from lxml import etree
-from starlette.testclient import TestClient
 
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import build_hub
 from rsb_connector.identifiers import Ssin
 from rsb_connector.metadata.builder import new_document, new_submission
-from rsb_connector.metadata.model import AssociationType, Association, AvailabilityStatus, Code, Submission
+from rsb_connector.metadata.model import Association, AssociationType, AvailabilityStatus, Code, Submission
 from rsb_connector.query import FindDocuments, GetDocuments, ReturnType
 from rsb_connector.security.xml import parse_xml
-from rsb_connector.testing import LiveHub
+from rsb_connector.testing import LiveHub, SyncASGITransport
 from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, soap
 from rsb_connector.xds.schema import validate
@@ -46,7 +45,7 @@ def http(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Clien
     if request.param == "asgi":
         hub = build_hub(tmp_path / "hub", seed=True)
         try:
-            with TestClient(hub.app) as client:
+            with httpx.Client(base_url="http://hub.test", transport=SyncASGITransport(hub.app)) as client:
                 yield client
         finally:
             hub.close()
@@ -129,7 +128,7 @@ def test_11981_12369_supplied_hash_and_size(
 
 
 def test_11983_entry_without_document_and_document_without_entry(http: httpx.Client) -> None:
-    submission, content = doc()
+    submission, _ = doc()
     result = wire.provide(http, submission, {})
     assert "XDSMissingDocument" in {p.code for p in result.problems}
     submission2, content2 = doc()
@@ -395,7 +394,7 @@ def test_bad_messages_get_a_clear_fault(http: httpx.Client, body: bytes, content
 
 
 def test_xop_reference_in_a_plain_soap_message_is_refused_cleanly(http: httpx.Client) -> None:
-    submission, content = doc()
+    submission, _ = doc()
     result = wire.provide(http, submission, {}, mtom=False)
     assert result.status == c.STATUS_FAILURE  # entry without document
     from rsb_connector.xds import iti41
@@ -443,7 +442,10 @@ def test_hub_responses_validate_against_the_official_schemas(http: httpx.Client)
 def test_one_log_line_per_transaction_without_ssin(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     hub = build_hub(tmp_path / "hub", seed=True)
     try:
-        with TestClient(hub.app) as http, caplog.at_level(logging.INFO, logger="rsb_connector.hub"):
+        with (
+            httpx.Client(base_url="http://hub.test", transport=SyncASGITransport(hub.app)) as http,
+            caplog.at_level(logging.INFO, logger="rsb_connector.hub"),
+        ):
             submission, content = doc()
             wire.provide(http, submission, {submission.entries[0].entry_uuid: content})
             find(http)

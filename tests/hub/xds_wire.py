@@ -5,6 +5,7 @@ Unlike the SDK client it does no local validation, so tests can send exactly the
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,12 +39,12 @@ class Exchange:
         return payload
 
 
-def _read(response: httpx.Response, tmp_dir: str) -> tuple[bytes, dict[str, bytes]]:
+def _read(response: httpx.Response, tmp_dir: str | None) -> tuple[bytes, dict[str, bytes]]:
     content_type = response.headers.get("content-type", "")
     if is_mtom(content_type):
         from pathlib import Path
 
-        parser = MtomParser(content_type, spool_dir=Path(tmp_dir))
+        parser = MtomParser(content_type, spool_dir=Path(tmp_dir or tempfile.gettempdir()))
         parser.feed(response.content)
         message = parser.close()
         try:
@@ -61,7 +62,7 @@ def post(
     *,
     attachments: Sequence[OutgoingAttachment] = (),
     mtom: bool = True,
-    tmp_dir: str = "/tmp",  # noqa: S108 - overridden by callers with tmp_path
+    tmp_dir: str | None = None,
 ) -> Exchange:
     message_id = soap.new_message_id()
     envelope = soap.build_envelope(payload, action=action, message_id=message_id, to=f"{http.base_url}{path}")
@@ -82,7 +83,7 @@ def provide(
     documents: Mapping[str, bytes],
     *,
     mtom: bool = True,
-    tmp_dir: str = "/tmp",  # noqa: S108
+    tmp_dir: str | None = None,
 ) -> RegistryResult:
     parts: dict[str, DocumentPart] = {}
     outgoing: list[OutgoingAttachment] = []
@@ -118,7 +119,7 @@ def retrieve(
     requests: Sequence[tuple[str, str]],
     *,
     mtom: bool = True,
-    tmp_dir: str = "/tmp",  # noqa: S108
+    tmp_dir: str | None = None,
 ) -> tuple[iti43.RetrieveResponse, dict[str, bytes]]:
     """Returns the parsed response and the documents' bytes by document uniqueId."""
     payload = iti43.build_request([iti43.DocumentRequest(repo, uid) for repo, uid in requests])

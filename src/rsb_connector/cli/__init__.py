@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-results", type=int, default=1000, help="stored query result cap → XDSTooManyResults (default 1000)"
     )
     serve.set_defaults(func=_hub_serve)
+    from .client_commands import register as register_client_commands
+
+    register_client_commands(sub)
     return parser
 
 
