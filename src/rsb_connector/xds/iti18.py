@@ -37,6 +37,7 @@ _Q = f"{{{QUERY}}}"
 _NSMAP = {"query": QUERY, "rim": RIM}
 _ASSOCIATION_TYPES_SLOT = "$AssociationTypes"
 
+
 def _or_list_slots(cls: type) -> set[str]:
     """Slots of a query class whose several ``rim:Value`` elements form one OR-ed list."""
     slots: set[str] = set()
