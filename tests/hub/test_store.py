@@ -179,6 +179,26 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
             assert r.patient_info(PID_A) == {"n": 1}
 
 
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    conn = sqlite3.connect(data / SqliteStore.DB_NAME)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version(version) VALUES (1)")
+    conn.execute("INSERT INTO patients(patient_id, info) VALUES (?, ?)", (PID_A, '{"kept": true}'))
+    conn.commit()
+    conn.close()
+    with SqliteStore.open(data) as s:
+        assert s.schema_version() == SCHEMA_VERSION >= 2
+        with s.read() as r:
+            assert r.patient_info(PID_A) == {"kept": True}
+            assert r.policy_records("sharing_consents") == [] and r.audit_events() == []
+        tables = {row[0] for row in s._connection().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"professionals", "sharing_consents", "therapeutic_links", "audit_events", "policy_history"} <= tables
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "d"
     with SqliteStore.open(data) as s:

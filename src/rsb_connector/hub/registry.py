@@ -27,6 +27,11 @@ Decisions where the Technical Framework leaves room (and what IPF / the NIST too
   several patients is ``XDSResultNotSinglePatient`` (NIST 12368). Folders are not stored: folder queries answer
   empty. Time ranges follow ITI TF-2a 3.18.4.1.2.3.6 (From inclusive, To exclusive) with a coarse stored time taken
   as the interval it denotes (see :mod:`rsb_connector.hub.store`).
+- **Consent enforcement**: with an :class:`~rsb_connector.hub.enforcement.Enforcer` every operation is decided by
+  the Belgian consent and access rules and audited — a denied ITI-41 is refused whole with
+  ``LocalPolicyRestrictionError``; ITI-18 answers as if what the caller may not see were not stored; ITI-43 answers a
+  forbidden document exactly like an unknown one; ITI-57 is for a document's authors (see
+  :mod:`rsb_connector.hub.enforcement`). Without one (the default) nothing is enforced nor audited.
 - **ITI-57**: the target must be a registered DocumentEntry (else ``XDSMetadataUpdateError``), its current status
   must be the OriginalStatus (else ``XDSMetadataUpdateError``; ``XDSMetadataVersionError`` is for a wrong
   PreviousVersion of a metadata update), the patient must match (``XDSPatientIdDoesNotMatch``), and a document
@@ -42,9 +47,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from ..errors import Problem, QueryError, Severity
-from ..identifiers import mask_ssin
+from ..identifiers import Cbe, Nihii, mask_ssin, parse_cx
 from ..metadata.content import ContentDigest, digest, iter_chunks
 from ..metadata.model import (
     DOCUMENT_ENTRY_ON_DEMAND,
@@ -65,6 +71,7 @@ from ..metadata.rules import (
     validate_status_update,
     validate_submission,
 )
+from ..policy import Actor, ActorKind
 from ..query import (
     FindDocuments,
     FindFolders,
@@ -88,9 +95,17 @@ from ..xds.constants import (
     STATUS_PARTIAL_SUCCESS,
     STATUS_SUCCESS,
 )
-from .store import Store, StoredEntry, StoreReader
+from .store import QueryReader, Store, StoredEntry, StoreReader
+
+if TYPE_CHECKING:
+    from .audit import AuditRecord
+    from .enforcement import Enforcer, PublishCheck
 
 __all__ = [
+    "ANONYMOUS",
+    "HUB_OPERATOR_ROLE",
+    "PATIENT_ROLE",
+    "REPRESENTATIVE_ROLE",
     "Caller",
     "Hub",
     "IncomingDocument",
@@ -100,6 +115,7 @@ __all__ = [
     "RetrieveOutcome",
     "RetrievedDocument",
     "new_uuid",
+    "patient_ssin",
     "utcnow",
 ]
 
@@ -121,11 +137,34 @@ def _is_uuid(object_id: str) -> bool:
 # ============================================================================================== data
 
 
+PATIENT_ROLE: Final = "patient"
+""":attr:`Caller.role` of a patient (or, with :attr:`Caller.represents`, of a legal representative)."""
+REPRESENTATIVE_ROLE: Final = "representative"
+""":attr:`Caller.role` of a legal representative acting for the minor named in :attr:`Caller.represents`."""
+HUB_OPERATOR_ROLE: Final = "hub-operator"
+""":attr:`Caller.role` of the hub's operator (local administration, seeding): registers professionals and legal
+representatives; reads and publishes nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who makes a request, as the security layer established it (a placeholder until it does).
+    """Who makes a request, as the security layer established it from the verified certificate or token.
 
-    Every registry operation takes one so consent and access rules slot in without reshaping the API.
+    Every registry operation takes one; with an :class:`~rsb_connector.hub.enforcement.Enforcer` the consent and
+    access rules decide on it.
+
+    Attributes:
+        subject: a printable name of the caller (certificate subject), for logs and the audit trail.
+        role: a KMEHR CD-HCPARTY profession code for professionals (``persphysician``...), ``"patient"`` for
+            patients, ``"representative"`` for legal representatives, :data:`HUB_OPERATOR_ROLE` for the operator,
+            an organisation code (``orghospital``...) for organisations.
+        nihii: a professional's or organisation's NIHII.
+        ssin: a patient's or legal representative's own SSIN.
+        organisation: the organisation the caller belongs to or is (CBE or NIHII number, or a name).
+        authenticated: False until the security layer verified who the caller is.
+        break_the_glass: an emergency reason (10–200 characters) a professional gives to pass the therapeutic link
+            and access matrix barriers; always audited.
+        represents: the SSIN of the minor a legal representative acts for.
     """
 
     subject: str = "anonymous"
@@ -134,9 +173,69 @@ class Caller:
     ssin: str | None = None
     organisation: str | None = None
     authenticated: bool = False
+    break_the_glass: str | None = None
+    represents: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        """An authenticated caller in the hub operator's role."""
+        return self.authenticated and self.role == HUB_OPERATOR_ROLE
+
+    def actor(self, *, profession: str | None = None) -> Actor:
+        """This caller as the policy engine's :class:`~rsb_connector.policy.Actor`.
+
+        - role ``patient`` with :attr:`represents`, or role ``representative``: a legal representative;
+        - role ``patient``: a patient;
+        - role a CD-HCPARTY ``pers…`` code: a professional of that profession;
+        - no role: an 11-digit NIHII makes a professional (profession ``profession``, e.g. from the hub's
+          professionals registry, else the NIHII's first digit), an SSIN a patient;
+        - anything else (an organisation code, the operator): an organisation, by NIHII or CBE.
+
+        ``authenticated`` carries over: the engine denies an unauthenticated actor whatever its kind.
+        """
+        role = (self.role or "").strip().casefold()
+        auth = self.authenticated
+        if role == REPRESENTATIVE_ROLE or (role == PATIENT_ROLE and self.represents):
+            return Actor(ActorKind.REPRESENTATIVE, ssin=self.ssin, represents=self.represents, authenticated=auth)
+        if role == PATIENT_ROLE:
+            return Actor(ActorKind.PATIENT, ssin=self.ssin, authenticated=auth)
+        if role.startswith("pers"):
+            return Actor(ActorKind.PROFESSIONAL, nihii=self.nihii, profession=role, authenticated=auth)
+        if not role:
+            if self.nihii and len(_digits(self.nihii)) == 11:
+                return Actor(ActorKind.PROFESSIONAL, nihii=self.nihii, profession=profession, authenticated=auth)
+            if self.ssin and not self.nihii:
+                return Actor(ActorKind.PATIENT, ssin=self.ssin, authenticated=auth)
+        nihii = self.nihii
+        cbe: str | None = None
+        if self.organisation:
+            if Cbe.is_valid(self.organisation):
+                cbe = self.organisation
+            elif nihii is None and Nihii.is_valid(self.organisation):
+                nihii = self.organisation
+        return Actor(ActorKind.ORGANISATION, nihii=nihii, cbe=cbe, authenticated=auth)
 
 
 ANONYMOUS = Caller()
+"""The unauthenticated caller (what the anonymous authenticator of a first local try produces)."""
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def patient_ssin(patient: str) -> str:
+    """The key the hub files a patient's consent, access decisions and audit events under: the SSIN's digits.
+
+    ``patient`` is an SSIN (separators allowed) or an XDS patient id CX (``<ssin>^^^&<OID>&ISO``; the id of a CX of
+    another assigning authority is taken as it is, digits only, and matches no consent).
+
+    Raises:
+        InvalidIdentifier: a malformed CX.
+    """
+    if "^" in patient:
+        return _digits(parse_cx(patient).id)
+    return _digits(patient)
 
 
 @dataclass(slots=True)
@@ -265,6 +364,9 @@ class Registry:
         max_results: most objects a stored query may return before ``XDSTooManyResults``.
         value_sets: when given, coded values are checked against it (``XDSRegistryMetadataError``).
         clock: the time source (tests pass a fixed one).
+        enforcer: when given, every operation is decided by the Belgian consent and access rules and audited
+            (:mod:`rsb_connector.hub.enforcement`); None: no consent enforcement and no audit (a first local try
+            with anonymous callers).
     """
 
     def __init__(
@@ -275,6 +377,7 @@ class Registry:
         max_results: int = 1000,
         value_sets: CodeChecker | None = None,
         clock: Callable[[], datetime] = utcnow,
+        enforcer: Enforcer | None = None,
     ) -> None:
         if max_results < 1:
             raise ValueError("max_results must be at least 1")
@@ -283,6 +386,7 @@ class Registry:
         self.max_results = max_results
         self.value_sets = value_sets
         self.clock = clock
+        self.enforcer = enforcer
 
     # ------------------------------------------------------------------------------------------ patients
     def register_patient(self, patient_id: str, info: Mapping[str, object] | None = None) -> None:
@@ -303,12 +407,19 @@ class Registry:
         ``documents`` maps each Document id (the entryUUID / symbolic id of its DocumentEntry) to its content. The
         caller's ``submission`` is not modified.
         """
-        outcome = self._provide_and_register(submission, documents, caller or ANONYMOUS)
+        checks: list[PublishCheck] = []
+        outcome = self._provide_and_register(submission, documents, caller or ANONYMOUS, checks)
         outcome.problems = _dedupe(outcome.problems)
+        if self.enforcer is not None and checks:  # audited once the write transaction is over
+            self.enforcer.record_publish(checks[0], stored=outcome.ok, problems=outcome.problems)
         return outcome
 
     def _provide_and_register(
-        self, submission: Submission, documents: Mapping[str, IncomingDocument], caller: Caller
+        self,
+        submission: Submission,
+        documents: Mapping[str, IncomingDocument],
+        caller: Caller,
+        checks: list[PublishCheck],
     ) -> Outcome:
         owned: list[Path] = []  # spool files this call must remove unless they were adopted
         adopted: set[Path] = set()
@@ -362,7 +473,18 @@ class Registry:
             try:
                 with self.store.write() as w:
                     problems += self._check_patient(w, sub)
-                    problems += self._check_against_registry(w, sub, digests, plan)
+                    hidden: Callable[[StoredEntry], bool] | None = None
+                    if self.enforcer is not None and not _has_errors(problems):
+                        check = self.enforcer.check_publish(caller, sub)
+                        checks.append(check)
+                        problems += check.problems
+                        if _has_errors(problems):
+                            raise _Refused  # a denied caller learns nothing about the registry's content
+                        hidden = self.enforcer.hidden_from(caller)
+                    problems += self._check_against_registry(w, sub, digests, plan, hidden=hidden)
+                    if self.enforcer is not None and plan.deprecate and not _has_errors(problems):
+                        replaced = [s.entry for s in w.entries(entry_uuids=plan.deprecate)]
+                        problems += self.enforcer.check_replacements(caller, replaced)
                     if _has_errors(problems):
                         raise _Refused
                     if plan.retry_of is not None:
@@ -428,9 +550,19 @@ class Registry:
         ]
 
     def _check_against_registry(
-        self, r: StoreReader, sub: Submission, digests: Mapping[str, ContentDigest], plan: _Plan
+        self,
+        r: StoreReader,
+        sub: Submission,
+        digests: Mapping[str, ContentDigest],
+        plan: _Plan,
+        *,
+        hidden: Callable[[StoredEntry], bool] | None = None,
     ) -> list[Problem]:
-        """Registry-state checks: re-used ids, duplicate uniqueIds, relationship targets. Fills ``plan``."""
+        """Registry-state checks: re-used ids, duplicate uniqueIds, relationship targets. Fills ``plan``.
+
+        ``hidden`` tells which registered entries the submitter may not read: referring to one is answered as if it
+        were not registered.
+        """
         problems: list[Problem] = []
         ss = sub.submission_set
         entry_ids = {e.entry_uuid for e in sub.entries}
@@ -513,6 +645,10 @@ class Registry:
         ]
         targets = {s.entry.entry_uuid: s for s in r.entries(entry_uuids=external)}
         ext_kinds = r.object_kinds(external)
+        if hidden is not None:
+            for target_id in [t for t, stored in targets.items() if hidden(stored)]:
+                del targets[target_id]
+                ext_kinds.pop(target_id, None)
         replaced_here: dict[str, str] = {}
         for i, assoc in enumerate(sub.associations):
             path = f"Association[{assoc.entry_uuid or '#' + str(i)}]"
@@ -726,8 +862,23 @@ class Registry:
             QueryError: ``XDSTooManyResults`` above ``max_results`` objects, ``XDSResultNotSinglePatient`` when a
                 LeafClass answer would name several patients.
         """
+        if self.enforcer is None:
+            with self.store.read() as r:
+                result = self._run_query(r, query)
+            return self._answer(query, result)
+        view = self.enforcer.begin_find(caller or ANONYMOUS)  # QueryError on an unacceptable break-the-glass reason
         with self.store.read() as r:
-            result = self._run_query(r, query)
+            result = self._run_query(self.enforcer.visible(r, view), query)
+        try:
+            answer = self._answer(query, result)
+        except QueryError as exc:
+            self.enforcer.record_find(view, [], note=f"answered {', '.join(exc.codes)}")
+            raise
+        self.enforcer.record_find(view, result.entries)
+        return answer
+
+    def _answer(self, query: Query, result: QueryResult) -> QueryResult:
+        """The stored query's answer: size and single-patient checks, ObjectRef conversion."""
         if result.size > self.max_results:
             raise QueryError([self._too_many()])
         if query.return_type is ReturnType.OBJECT_REF:
@@ -757,7 +908,7 @@ class Registry:
             "narrow it (status, class code, a creationTime range...) or use returnType ObjectRef",
         )
 
-    def _run_query(self, r: StoreReader, query: Query) -> QueryResult:
+    def _run_query(self, r: QueryReader, query: Query) -> QueryResult:
         cap = self.max_results + 1
         if isinstance(query, FindDocuments):  # also FindDocumentsByReferenceId
             found = r.find_documents(query, limit=cap)
@@ -845,9 +996,16 @@ class Registry:
                     _error("XDSRepositoryError", "DocumentRequest", "no DocumentRequest: ask for at least one document")
                 ],
             )
+        if self.enforcer is not None:
+            refused = self.enforcer.begin_retrieve(caller or ANONYMOUS)
+            if refused is not None:
+                return RetrieveOutcome(STATUS_FAILURE, problems=[refused])
         wanted = [uid for repo, uid in requests if repo == self.repository_unique_id]
         with self.store.read() as r:
             found = {s.entry.unique_id: s for s in r.entries(unique_ids=wanted)}
+        if self.enforcer is not None:  # a document the caller may not read is answered exactly like an unknown one
+            readable = self.enforcer.authorize_reads(caller or ANONYMOUS, found, wanted)
+            found = {uid: stored for uid, stored in found.items() if uid in readable}
         documents: list[RetrievedDocument] = []
         for i, (repo, uid) in enumerate(requests):
             path = f"DocumentRequest[{i}]"
@@ -953,10 +1111,17 @@ class Registry:
         if _has_errors(problems):
             return Outcome(STATUS_FAILURE, problems, {})
         registered: dict[str, str] = {}
+        audit: list[AuditRecord] = []
         try:
             with self.store.write() as w:
                 targets = [a.target for a in updates]
                 found = {s.entry.entry_uuid: s.entry for s in w.entries(entry_uuids=targets)}
+                denied: dict[str, Problem] = {}
+                if self.enforcer is not None:  # authors only; a document the caller cannot read is "not registered"
+                    status_check = self.enforcer.check_status_update(caller or ANONYMOUS, found.values())
+                    audit = status_check.records
+                    denied = status_check.problems
+                    found = {k: v for k, v in found.items() if k not in status_check.hidden}
                 replaced = {
                     a.target: a
                     for a in w.associations(targets=targets, types=[AssociationType.RPLC, AssociationType.XFRM_RPLC])
@@ -964,6 +1129,8 @@ class Registry:
                 seen: set[str] = set()
                 for i, assoc in enumerate(updates):
                     problems += self._check_update(assoc, i, found, replaced, seen, patient_id)
+                    if assoc.target in denied:
+                        problems.append(denied[assoc.target])
                 if _has_errors(problems):
                     raise _Refused
                 for assoc in updates:
@@ -986,8 +1153,12 @@ class Registry:
                     w.add_association(stored, submission_set_uuid=stored.source)
                     registered[assoc.entry_uuid] = stored.entry_uuid
         except _Refused:
-            return Outcome(STATUS_FAILURE, problems, {})
-        return Outcome(STATUS_SUCCESS, problems, registered)
+            outcome = Outcome(STATUS_FAILURE, problems, {})
+        else:
+            outcome = Outcome(STATUS_SUCCESS, problems, registered)
+        if self.enforcer is not None and audit:  # audited once the write transaction is over
+            self.enforcer.record(audit)
+        return outcome
 
     @staticmethod
     def _check_update(

@@ -16,6 +16,12 @@ cut. A crash between adopting documents and committing leaves unreferenced blobs
 Concurrency: one SQLite connection per thread; readers run concurrently (WAL snapshots), writers are serialised
 by a process-wide lock plus ``BEGIN IMMEDIATE`` (and SQLite's busy timeout for other processes).
 
+Consent registries and audit (schema version 2): the tables behind :mod:`rsb_connector.hub.consent` (professionals,
+sharing consents, exclusions, therapeutic links, access rights, held-back documents, legal representatives) keep
+their history — a row is inserted once and at most *closed* once (``closed_at/by/on``), triggers refuse any other
+UPDATE and every DELETE — beside an append-only change log (``policy_history``) and the append-only audit trail
+(``audit_events``, :mod:`rsb_connector.hub.audit`), whose triggers refuse every UPDATE and DELETE.
+
 Times: DTM values are kept as given (in the JSON of the object) and as 14-digit lower/upper bounds
 (:meth:`~rsb_connector.metadata.model.Dtm.lower_bound` / ``upper_bound``) in indexed columns, so range queries are
 correct whatever the precision the source used.
@@ -33,7 +39,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Final, Literal, Protocol
 
 from ..metadata.content import ContentDigest, DigestingWriter
 from ..metadata.model import (
@@ -54,6 +60,8 @@ from ..query import FindDocuments, FindDocumentsByReferenceId, FindSubmissionSet
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "PolicyTable",
+    "QueryReader",
     "SpooledBlob",
     "SqliteStore",
     "Store",
@@ -263,6 +271,27 @@ def association_from_json(text: str) -> Association:
 
 # ============================================================================================== schema
 
+_COMMON_POLICY_COLUMNS: Final = ("created_at", "created_by", "created_by_id")
+
+
+def _frozen_v2_guards(table: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """The two history-keeping triggers of a registry table of migration 2 (FROZEN: its output is part of that
+    migration and must never change; write new helpers for new migrations).
+
+    DELETE is refused; UPDATE is refused unless it only closes an open record (fills ``closed_at``, ``closed_by``
+    and ``closed_on``) and leaves every other column as it was.
+    """
+    unchanged = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in ("id", *columns, *_COMMON_POLICY_COLUMNS))
+    return (
+        f"""CREATE TRIGGER {table}_keep_history BEFORE UPDATE ON {table}
+        WHEN OLD.closed_at IS NOT NULL OR NEW.closed_at IS NULL OR {unchanged}
+        BEGIN SELECT RAISE(ABORT, '{table} keeps its history: a record is only ever closed once, never changed');
+        END""",
+        f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} keeps its history: records are closed, never deleted'); END""",
+    )
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # ---------------------------------------------------------------------------------------- version 1
     (
@@ -370,11 +399,224 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX associations_source ON associations(source, type)",
         "CREATE INDEX associations_target ON associations(target, type)",
     ),
+    # ---------------------------------------------------------------------------------------- version 2
+    # Consent registries with their history, the registry-change log and the audit trail (see hub.consent,
+    # hub.audit). Registry rows are never updated away: a record is *closed* once (closed_at/by/on filled in),
+    # never changed nor deleted, and triggers refuse anything else. The change log and the audit trail are
+    # append-only: triggers refuse every UPDATE and DELETE.
+    (
+        """CREATE TABLE professionals (                -- NIHII -> profession and name; the latest open row counts
+            id             INTEGER PRIMARY KEY,
+            nihii          TEXT NOT NULL,
+            profession     TEXT,                        -- KMEHR CD-HCPARTY (persphysician...)
+            given          TEXT NOT NULL DEFAULT '',
+            family         TEXT NOT NULL DEFAULT '',
+            created_at     TEXT NOT NULL,               -- ISO 8601, UTC
+            created_by     TEXT NOT NULL,               -- the caller's subject
+            created_by_id  TEXT,                        -- their NIHII / SSIN / organisation id
+            closed_at      TEXT,
+            closed_by      TEXT,
+            closed_on      TEXT                         -- ISO date from which the record no longer applies
+        )""",
+        "CREATE INDEX professionals_nihii ON professionals(nihii, id)",
+        *_frozen_v2_guards("professionals", ("nihii", "profession", "given", "family")),
+        """CREATE TABLE sharing_consents (
+            id             INTEGER PRIMARY KEY,
+            patient        TEXT NOT NULL,               -- SSIN, 11 digits
+            type           TEXT NOT NULL,               -- CD-CONSENTTYPE
+            signed         TEXT NOT NULL,               -- ISO date
+            created_at     TEXT NOT NULL,
+            created_by     TEXT NOT NULL,
+            created_by_id  TEXT,
+            closed_at      TEXT,
+            closed_by      TEXT,
+            closed_on      TEXT                         -- the day of the revocation
+        )""",
+        "CREATE INDEX sharing_consents_patient ON sharing_consents(patient)",
+        *_frozen_v2_guards("sharing_consents", ("patient", "type", "signed")),
+        """CREATE TABLE exclusions (
+            id                 INTEGER PRIMARY KEY,
+            patient            TEXT NOT NULL,
+            professional_nihii TEXT NOT NULL,
+            start_day          TEXT NOT NULL,
+            end_day            TEXT,                    -- last day, inclusive; NULL until lifted
+            created_at         TEXT NOT NULL,
+            created_by         TEXT NOT NULL,
+            created_by_id      TEXT,
+            closed_at          TEXT,
+            closed_by          TEXT,
+            closed_on          TEXT                     -- lifted: no longer applies from that day on
+        )""",
+        "CREATE INDEX exclusions_patient ON exclusions(patient)",
+        *_frozen_v2_guards("exclusions", ("patient", "professional_nihii", "start_day", "end_day")),
+        """CREATE TABLE therapeutic_links (
+            id                 INTEGER PRIMARY KEY,
+            patient            TEXT NOT NULL,
+            professional_nihii TEXT NOT NULL,
+            type               TEXT NOT NULL,           -- CD-THERAPEUTICLINKTYPE
+            proof              TEXT NOT NULL,           -- eHealth proof type
+            start_day          TEXT NOT NULL,
+            end_day            TEXT,                    -- NULL: the profession's default validity
+            created_at         TEXT NOT NULL,
+            created_by         TEXT NOT NULL,
+            created_by_id      TEXT,
+            closed_at          TEXT,
+            closed_by          TEXT,
+            closed_on          TEXT                     -- revoked: invalid from that day on
+        )""",
+        "CREATE INDEX therapeutic_links_patient ON therapeutic_links(patient)",
+        *_frozen_v2_guards(
+            "therapeutic_links", ("patient", "professional_nihii", "type", "proof", "start_day", "end_day")
+        ),
+        """CREATE TABLE access_rights (
+            id                 INTEGER PRIMARY KEY,
+            patient            TEXT NOT NULL,
+            document_unique_id TEXT NOT NULL,
+            professional_nihii TEXT NOT NULL,
+            allow              INTEGER NOT NULL CHECK (allow IN (0, 1)),
+            created_at         TEXT NOT NULL,
+            created_by         TEXT NOT NULL,
+            created_by_id      TEXT,
+            closed_at          TEXT,                    -- withdrawn or replaced by a newer right
+            closed_by          TEXT,
+            closed_on          TEXT
+        )""",
+        "CREATE INDEX access_rights_patient ON access_rights(patient)",
+        "CREATE INDEX access_rights_document ON access_rights(document_unique_id)",
+        *_frozen_v2_guards("access_rights", ("patient", "document_unique_id", "professional_nihii", "allow")),
+        """CREATE TABLE held_back (
+            id                 INTEGER PRIMARY KEY,
+            patient            TEXT NOT NULL,
+            document_unique_id TEXT NOT NULL,
+            until_day          TEXT,                    -- visible to the patient from that day; NULL: never
+            created_at         TEXT NOT NULL,
+            created_by         TEXT NOT NULL,
+            created_by_id      TEXT,
+            closed_at          TEXT,                    -- released or replaced by a newer hold
+            closed_by          TEXT,
+            closed_on          TEXT
+        )""",
+        "CREATE INDEX held_back_patient ON held_back(patient)",
+        "CREATE INDEX held_back_document ON held_back(document_unique_id)",
+        *_frozen_v2_guards("held_back", ("patient", "document_unique_id", "until_day")),
+        """CREATE TABLE legal_representatives (
+            id                 INTEGER PRIMARY KEY,
+            patient            TEXT NOT NULL,           -- the minor's SSIN
+            representative     TEXT NOT NULL,           -- the representative's SSIN
+            created_at         TEXT NOT NULL,
+            created_by         TEXT NOT NULL,
+            created_by_id      TEXT,
+            closed_at          TEXT,
+            closed_by          TEXT,
+            closed_on          TEXT
+        )""",
+        "CREATE INDEX legal_representatives_patient ON legal_representatives(patient)",
+        *_frozen_v2_guards("legal_representatives", ("patient", "representative")),
+        """CREATE TABLE policy_history (               -- who changed which registry record, when (append-only)
+            seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+            at             TEXT NOT NULL,               -- ISO 8601, UTC
+            patient        TEXT,                        -- SSIN (NULL for the professionals registry)
+            kind           TEXT NOT NULL,               -- consent, exclusion, link, access-right, hold...
+            change         TEXT NOT NULL,               -- grant, revoke, add, remove, declare, set, release...
+            record_table   TEXT NOT NULL,
+            record_id      INTEGER NOT NULL,
+            by_subject     TEXT NOT NULL,
+            by_role        TEXT,
+            by_nihii       TEXT,
+            by_ssin        TEXT,
+            by_organisation TEXT,
+            details        TEXT NOT NULL DEFAULT '{}'   -- JSON: the record's values
+        )""",
+        "CREATE INDEX policy_history_patient ON policy_history(patient, seq)",
+        """CREATE TRIGGER policy_history_no_update BEFORE UPDATE ON policy_history
+        BEGIN SELECT RAISE(ABORT, 'policy_history is append-only: its rows cannot be changed'); END""",
+        """CREATE TRIGGER policy_history_no_delete BEFORE DELETE ON policy_history
+        BEGIN SELECT RAISE(ABORT, 'policy_history is append-only: its rows cannot be deleted'); END""",
+        """CREATE TABLE audit_events (                 -- every access decision (append-only)
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            at              TEXT NOT NULL,              -- ISO 8601, UTC
+            who             TEXT NOT NULL,              -- the caller's subject
+            role            TEXT,
+            who_nihii       TEXT,
+            who_ssin        TEXT,                       -- full SSIN: masked whenever rendered
+            organisation    TEXT,
+            represents      TEXT,                       -- the minor a legal representative acts for
+            authenticated   INTEGER NOT NULL,
+            patient         TEXT,                       -- full SSIN: masked whenever rendered
+            documents       TEXT NOT NULL DEFAULT '[]', -- JSON list of document uniqueIds
+            action          TEXT NOT NULL,              -- publish, find, read, update-status, consent, link...
+            decision        TEXT NOT NULL CHECK (decision IN ('allowed', 'denied')),
+            rule            TEXT,                       -- the rule that denied (policy.Rule value)
+            reason          TEXT NOT NULL DEFAULT '',
+            break_the_glass TEXT,                       -- the reason given, when the glass was broken
+            xds_transaction TEXT                        -- ITI-41, ITI-18, ITI-43, ITI-57, PutPatientConsent...
+        )""",
+        "CREATE INDEX audit_events_patient ON audit_events(patient, seq)",
+        "CREATE INDEX audit_events_at ON audit_events(at)",
+        """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: audit events cannot be changed'); END""",
+        """CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: audit events cannot be deleted'); END""",
+    ),
 )
 """Schema migrations: migration *i* (0-based) brings the schema from version *i* to *i + 1*. Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes."""
+
+PolicyTable = Literal[
+    "professionals",
+    "sharing_consents",
+    "exclusions",
+    "therapeutic_links",
+    "access_rights",
+    "held_back",
+    "legal_representatives",
+]
+"""The consent registries' tables (see :mod:`rsb_connector.hub.consent`)."""
+
+_CLOSING_COLUMNS: Final = ("closed_at", "closed_by", "closed_on")
+_POLICY_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "professionals": ("nihii", "profession", "given", "family"),
+    "sharing_consents": ("patient", "type", "signed"),
+    "exclusions": ("patient", "professional_nihii", "start_day", "end_day"),
+    "therapeutic_links": ("patient", "professional_nihii", "type", "proof", "start_day", "end_day"),
+    "access_rights": ("patient", "document_unique_id", "professional_nihii", "allow"),
+    "held_back": ("patient", "document_unique_id", "until_day"),
+    "legal_representatives": ("patient", "representative"),
+}
+_HISTORY_COLUMNS: Final = (
+    "at",
+    "patient",
+    "kind",
+    "change",
+    "record_table",
+    "record_id",
+    "by_subject",
+    "by_role",
+    "by_nihii",
+    "by_ssin",
+    "by_organisation",
+    "details",
+)
+_AUDIT_COLUMNS: Final = (
+    "at",
+    "who",
+    "role",
+    "who_nihii",
+    "who_ssin",
+    "organisation",
+    "represents",
+    "authenticated",
+    "patient",
+    "documents",
+    "action",
+    "decision",
+    "rule",
+    "reason",
+    "break_the_glass",
+    "xds_transaction",
+)
 
 
 # ============================================================================================== interface
@@ -403,20 +645,9 @@ class SpooledBlob:
     digest: ContentDigest
 
 
-class StoreReader(Protocol):
-    """Read access to the registry metadata, inside one consistent snapshot."""
-
-    def has_patient(self, patient_id: str) -> bool:
-        """Whether the patient is known to the hub's patient registry."""
-        ...
-
-    def patient_info(self, patient_id: str) -> dict[str, Any] | None:
-        """The JSON description registered with the patient, or None when unknown."""
-        ...
-
-    def patients(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every registered patient id with its description."""
-        ...
+class QueryReader(Protocol):
+    """What stored queries read: entries, submission sets and associations (a view that hides what a caller may not
+    see implements just this; see :class:`rsb_connector.hub.enforcement.VisibleReader`)."""
 
     def entries(self, *, entry_uuids: Iterable[str] = (), unique_ids: Iterable[str] = ()) -> list[StoredEntry]:
         """Document entries by entryUUID and/or uniqueId (unknown ids are skipped), in registration order."""
@@ -439,10 +670,6 @@ class StoreReader(Protocol):
         """Associations by their own id, or whose source / target is one of the given ids, of the given types."""
         ...
 
-    def object_kinds(self, ids: Iterable[str]) -> dict[str, str]:
-        """For each known id: ``DocumentEntry``, ``SubmissionSet`` or ``Association``."""
-        ...
-
     def find_documents(self, query: FindDocuments, *, limit: int | None = None) -> list[StoredEntry]:
         """FindDocuments / FindDocumentsByReferenceId: the entries matching every filter, at most ``limit``."""
         ...
@@ -451,8 +678,59 @@ class StoreReader(Protocol):
         """FindSubmissionSets: the patient's submission sets matching every filter, at most ``limit``."""
         ...
 
+
+class StoreReader(QueryReader, Protocol):
+    """Read access to the registry metadata, inside one consistent snapshot."""
+
+    def has_patient(self, patient_id: str) -> bool:
+        """Whether the patient is known to the hub's patient registry."""
+        ...
+
+    def patient_info(self, patient_id: str) -> dict[str, Any] | None:
+        """The JSON description registered with the patient, or None when unknown."""
+        ...
+
+    def patients(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every registered patient id with its description."""
+        ...
+
+    def object_kinds(self, ids: Iterable[str]) -> dict[str, str]:
+        """For each known id: ``DocumentEntry``, ``SubmissionSet`` or ``Association``."""
+        ...
+
     def count(self, what: Literal["entries", "submission_sets", "associations", "patients", "submissions"]) -> int:
         """Number of rows of one kind (for tests, metrics and the seed description)."""
+        ...
+
+    def policy_records(
+        self,
+        table: PolicyTable,
+        *,
+        where: Mapping[str, str | int | None] | None = None,
+        open_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Rows of a consent registry table whose columns equal ``where`` (None matches NULL), oldest first;
+        ``open_only``: only records not closed yet."""
+        ...
+
+    def policy_history(self, *, patient: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        """Registry changes (of one patient), oldest first; ``since``: at or after that ISO 8601 UTC time."""
+        ...
+
+    def audit_events(
+        self,
+        *,
+        patient: str | None = None,
+        who: str | None = None,
+        action: str | None = None,
+        decision: str | None = None,
+        transaction: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Audit events matching every filter given, oldest first (``who``: subject, NIHII or SSIN; ``since``
+        inclusive, ``until`` exclusive, ISO 8601 UTC); ``limit``: the most recent ones."""
         ...
 
 
@@ -483,6 +761,28 @@ class StoreWriter(StoreReader, Protocol):
 
     def add_association(self, association: Association, *, submission_set_uuid: str | None = None) -> None:
         """Store one association (ITI-57 records its UpdateAvailabilityStatus association this way)."""
+        ...
+
+    def add_policy_record(self, table: PolicyTable, values: Mapping[str, Any]) -> int:
+        """Insert a consent registry record (its table's columns plus ``created_*``); return its id."""
+        ...
+
+    def close_policy_record(
+        self, table: PolicyTable, record_id: int, *, closed_at: str, closed_by: str, closed_on: str
+    ) -> None:
+        """Close an open record (revoked, lifted, withdrawn, replaced): it stays, with who closed it and when.
+
+        Raises:
+            KeyError: no open record with that id.
+        """
+        ...
+
+    def add_policy_history(self, values: Mapping[str, Any]) -> int:
+        """Append one registry change to the (append-only) change log; return its sequence number."""
+        ...
+
+    def add_audit_event(self, values: Mapping[str, Any]) -> int:
+        """Append one event to the (append-only) audit trail; return its sequence number."""
         ...
 
 
@@ -924,6 +1224,132 @@ class _Session:
         )
         if cur.rowcount != 1:
             raise KeyError(f"no document entry {entry_uuid}")
+
+    # ------------------------------------------------------------------------------------------ consent registries
+    @staticmethod
+    def _checked(table: str, values: Iterable[str], allowed: Iterable[str]) -> list[str]:
+        known = set(allowed)
+        columns = list(values)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise ValueError(f"{table} has no column(s) {', '.join(unknown)}")
+        return columns
+
+    def policy_records(
+        self,
+        table: PolicyTable,
+        *,
+        where: Mapping[str, str | int | None] | None = None,
+        open_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        if table not in _POLICY_COLUMNS:
+            raise ValueError(f"{table!r} is not a consent registry table")
+        filters = dict(where or {})
+        allowed = ("id", *_POLICY_COLUMNS[table], *_COMMON_POLICY_COLUMNS, *_CLOSING_COLUMNS)
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in self._checked(table, filters, allowed):
+            clauses.append(f"{column} IS ?")
+            params.append(filters[column])
+        if open_only:
+            clauses.append("closed_at IS NULL")
+        sql = f"SELECT * FROM {table}"  # noqa: S608 - table and columns checked against the schema above
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        cur = self._conn.execute(sql + " ORDER BY id", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def add_policy_record(self, table: PolicyTable, values: Mapping[str, Any]) -> int:
+        if table not in _POLICY_COLUMNS:
+            raise ValueError(f"{table!r} is not a consent registry table")
+        columns = self._checked(table, values, (*_POLICY_COLUMNS[table], *_COMMON_POLICY_COLUMNS))
+        sql = f"INSERT INTO {table}({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"  # noqa: S608
+        cur = self._conn.execute(sql, [values[c] for c in columns])
+        return int(cur.lastrowid or 0)
+
+    def close_policy_record(
+        self, table: PolicyTable, record_id: int, *, closed_at: str, closed_by: str, closed_on: str
+    ) -> None:
+        if table not in _POLICY_COLUMNS:
+            raise ValueError(f"{table!r} is not a consent registry table")
+        cur = self._conn.execute(
+            f"UPDATE {table} SET closed_at = ?, closed_by = ?, closed_on = ? "  # noqa: S608
+            "WHERE id = ? AND closed_at IS NULL",
+            (closed_at, closed_by, closed_on, record_id),
+        )
+        if cur.rowcount != 1:
+            raise KeyError(f"no open record {record_id} in {table}")
+
+    def add_policy_history(self, values: Mapping[str, Any]) -> int:
+        columns = self._checked("policy_history", values, _HISTORY_COLUMNS)
+        sql = f"INSERT INTO policy_history({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"  # noqa: S608
+        cur = self._conn.execute(sql, [values[c] for c in columns])
+        return int(cur.lastrowid or 0)
+
+    def policy_history(self, *, patient: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if patient is not None:
+            clauses.append("patient = ?")
+            params.append(patient)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        sql = "SELECT * FROM policy_history"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        cur = self._conn.execute(sql + " ORDER BY seq", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def add_audit_event(self, values: Mapping[str, Any]) -> int:
+        columns = self._checked("audit_events", values, _AUDIT_COLUMNS)
+        sql = f"INSERT INTO audit_events({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"  # noqa: S608
+        cur = self._conn.execute(sql, [values[c] for c in columns])
+        return int(cur.lastrowid or 0)
+
+    def audit_events(
+        self,
+        *,
+        patient: str | None = None,
+        who: str | None = None,
+        action: str | None = None,
+        decision: str | None = None,
+        transaction: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("patient", patient),
+            ("action", action),
+            ("decision", decision),
+            ("xds_transaction", transaction),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if who is not None:
+            clauses.append("(who = ? OR who_nihii = ? OR who_ssin = ?)")
+            params.extend((who, who, who))
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("at < ?")
+            params.append(until)
+        sql = "SELECT * FROM audit_events"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"  # noqa: S608 - assembled from constants
+            params.append(limit)
+        cur = self._conn.execute(sql + " ORDER BY seq", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
 
 class SqliteStore:
