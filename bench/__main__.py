@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_find.py", "bench_transfer.py", "bench_load.py"]
+BENCHES = ["bench_find.py", "bench_transfer.py", "bench_load.py", "bench_signed.py"]
 
 
 def main() -> int:

@@ -1,8 +1,9 @@
 """Load benchmark: many concurrent AsyncVaultClient sessions against a real mock hub process.
 
-Starts ``python -m rsb_connector.cli hub serve --seed`` on a free port with a temporary data dir (or uses ``--hub``),
-waits for ``/healthz``, then runs ``--sessions`` concurrent sessions for ``--duration`` seconds. Each session has its
-own :class:`~rsb_connector.client.AsyncVaultClient` and loops over a mix of operations on seeded patients:
+Starts ``rsb hub serve --seed --pki DIR`` on a free port with a temporary data dir and development PKI (or uses
+``--hub`` with ``--identity`` / ``--password`` / ``--ca``), waits for ``/healthz``, then runs ``--sessions`` concurrent
+sessions for ``--duration`` seconds. Each session has its own :class:`~rsb_connector.client.AsyncVaultClient`, signing
+as the PKI's GP and checking the hub's signed answers, and loops over a mix of operations on seeded patients:
 
 - publish (ITI-41, MTOM): a document of ``--size`` bytes;
 - find (ITI-18 FindDocuments): the patient's documents created in the last few seconds;
@@ -13,7 +14,7 @@ exits 1 when any operation failed.
 
 Usage::
 
-    python bench/bench_load.py [--duration 20] [--sessions 32] [--size 20000] [--hub URL]
+    python bench/bench_load.py [--duration 20] [--sessions 32] [--size 20000] [--hub URL --identity P12 --ca PEM]
 """
 
 from __future__ import annotations
@@ -22,67 +23,26 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from rsb_connector.client import AsyncVaultClient
 from rsb_connector.errors import RsbError
 from rsb_connector.hub.population import SEED_PATIENTS
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import init_pki
+from rsb_connector.testing import LiveHub
 
 OPERATIONS = ("publish", "find", "retrieve")
 WEIGHTS = (3, 4, 3)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def hub_process(log_path: Path) -> Iterator[str]:
-    """Run a seeded hub in a child process; yield its URL; stop it (SIGTERM, then kill) on exit."""
-    port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="rsb-bench-"))
-    command = [
-        sys.executable, "-m", "rsb_connector.cli", "hub", "serve",
-        "--seed", "--data-dir", str(data_dir), "--port", str(port),
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the hub exited with code {process.returncode}; see {log_path}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the hub did not become healthy in 30 s; see {log_path}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class Stats:
@@ -99,12 +59,12 @@ class Stats:
             self.samples.append(f"{operation}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 
 
-async def session(index: int, url: str, deadline: float, size: int, stats: Stats) -> None:
+async def session(index: int, url: str, deadline: float, size: int, stats: Stats, security: dict[str, Any]) -> None:
     rng = random.Random(index)
     patients = [p.ssin for p in SEED_PATIENTS]
     published: list[str] = []
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-    async with AsyncVaultClient(url, timeout=30.0, limits=limits) as vault:
+    async with AsyncVaultClient(url, timeout=30.0, limits=limits, **security) as vault:
         while time.monotonic() < deadline:
             operation = rng.choices(OPERATIONS, WEIGHTS)[0]
             if operation == "retrieve" and not published:
@@ -136,11 +96,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def drive(url: str, sessions: int, duration: float, size: int) -> tuple[Stats, float]:
+async def drive(url: str, sessions: int, duration: float, size: int, security: dict[str, Any]) -> tuple[Stats, float]:
     stats = Stats()
     started = time.monotonic()
     deadline = started + duration
-    await asyncio.gather(*(session(i, url, deadline, size, stats) for i in range(sessions)))
+    await asyncio.gather(*(session(i, url, deadline, size, stats, security) for i in range(sessions)))
     return stats, time.monotonic() - started
 
 
@@ -169,14 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=32, help="concurrent client sessions (default 32)")
     parser.add_argument("--size", type=int, default=20_000, help="bytes per published document (default 20000)")
     parser.add_argument("--hub", help="use this running hub instead of starting one")
+    parser.add_argument("--identity", help="with --hub: sign as this identity (.p12 or .pem)")
+    parser.add_argument("--password", help="with --hub: the identity's password")
+    parser.add_argument("--ca", help="with --hub: the CA the hub's signed answers chain to")
     args = parser.parse_args(argv)
     if args.hub:
-        stats, elapsed = asyncio.run(drive(args.hub, args.sessions, args.duration, args.size))
+        security: dict[str, Any] = {
+            "identity": Identity.load(args.identity, args.password) if args.identity else None,
+            "trust": args.ca,
+        }
+        stats, elapsed = asyncio.run(drive(args.hub, args.sessions, args.duration, args.size, security))
         return report(stats, elapsed, args.sessions, args.size)
-    log_path = Path(tempfile.gettempdir()) / "rsb-bench-hub.log"
-    with hub_process(log_path) as url:
-        print(f"hub at {url} (log: {log_path})")
-        stats, elapsed = asyncio.run(drive(url, args.sessions, args.duration, args.size))
+    with tempfile.TemporaryDirectory(prefix="rsb-bench-") as tmp:
+        pki = init_pki(Path(tmp) / "pki")
+        with LiveHub(Path(tmp) / "data", seed=True, pki=pki) as hub:
+            print(f"hub at {hub.url} (log: {hub.log_path}), clients sign as the GP")
+            security = {"identity": pki.load_identity("gp"), "trust": pki.trust_store()}
+            stats, elapsed = asyncio.run(drive(hub.url, args.sessions, args.duration, args.size, security))
     return report(stats, elapsed, args.sessions, args.size)
 
 

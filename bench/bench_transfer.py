@@ -1,7 +1,8 @@
 """Publish + retrieve of one large document over loopback: memory and throughput.
 
-Starts a real hub process, publishes a SIZE-MB document as MTOM (streamed from a file), retrieves it as MTOM
-(streamed to a file), and reports:
+Starts a real hub process (with a development PKI), publishes a SIZE-MB document as MTOM (streamed from a file),
+retrieves it as MTOM (streamed to a file) — both requests signed with WS-Security as the GP, the document bound to
+the signature by its hash and size in the signed metadata — and reports:
 
 - peak RSS growth of this (client) process and of the hub process (goal ≤ 64 MB each);
 - publish and retrieve throughput relative to a baseline measured in the same run: SHA-256 hashing + writing the
@@ -26,6 +27,9 @@ import httpx
 
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.metadata.builder import new_document, new_submission
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import init_pki
+from rsb_connector.security.wssec import sign_envelope
 from rsb_connector.security.xml import parse_xml
 from rsb_connector.testing import LiveHub
 from rsb_connector.xds import constants as c
@@ -76,12 +80,13 @@ def baseline(src: Path, dst: Path) -> float:
     return time.perf_counter() - started
 
 
-def publish(http: httpx.Client, path: Path, patient: str) -> tuple[float, str]:
+def publish(http: httpx.Client, path: Path, patient: str, identity: Identity) -> tuple[float, str]:
     entry = new_document(path, patient=patient, document_type="report", mime_type="application/octet-stream")
     submission = new_submission([entry])
     payload = iti41.build_request(submission, {entry.entry_uuid: XopRef("big@bench")})
     envelope = soap.build_envelope(payload, action=c.ACTION_ITI41, message_id=soap.new_message_id())
-    writer = MtomWriter(soap.serialize(envelope), [OutgoingAttachment("big@bench", path)], action=c.ACTION_ITI41)
+    root = soap.serialize(sign_envelope(envelope, identity))
+    writer = MtomWriter(root, [OutgoingAttachment("big@bench", path)], action=c.ACTION_ITI41)
     headers = {"content-type": writer.content_type, "content-length": str(writer.content_length)}
     started = time.perf_counter()
     response = http.post("/xds/repository", content=iter(writer), headers=headers)
@@ -95,10 +100,10 @@ def publish(http: httpx.Client, path: Path, patient: str) -> tuple[float, str]:
     return elapsed, entry.unique_id or ""
 
 
-def retrieve(http: httpx.Client, uid: str, out_dir: Path) -> tuple[float, Path]:
+def retrieve(http: httpx.Client, uid: str, out_dir: Path, identity: Identity) -> tuple[float, Path]:
     payload = iti43.build_request([iti43.DocumentRequest(c.DEFAULT_REPOSITORY_UNIQUE_ID, uid)])
     envelope = soap.build_envelope(payload, action=c.ACTION_ITI43, message_id=soap.new_message_id())
-    writer = MtomWriter(soap.serialize(envelope), [], action=c.ACTION_ITI43)
+    writer = MtomWriter(soap.serialize(sign_envelope(envelope, identity)), [], action=c.ACTION_ITI43)
     started = time.perf_counter()
     with http.stream(
         "POST", "/xds/repository", content=writer.to_bytes(), headers={"content-type": writer.content_type}
@@ -124,15 +129,17 @@ def main() -> None:
         base_s = min(baseline(src, tmp_dir / f"copy{i}.bin") for i in range(2))
         for i in range(2):
             (tmp_dir / f"copy{i}.bin").unlink()
-        with LiveHub(tmp_dir / "hub", seed=True) as hub, httpx.Client(base_url=hub.url, timeout=600) as http:
+        pki = init_pki(tmp_dir / "pki")
+        gp = pki.load_identity("gp")
+        with LiveHub(tmp_dir / "hub", seed=True, pki=pki) as hub, httpx.Client(base_url=hub.url, timeout=600) as http:
             assert hub.process is not None
             hub_pid = hub.process.pid
             client_rss0, _ = rss_mb()
             hub_rss0, _ = rss_mb(hub_pid)
             reset_peak()
             reset_peak(hub_pid)
-            publish_s, uid = publish(http, src, SEED_PATIENTS[0].ssin)
-            retrieve_s, out = retrieve(http, uid, tmp_dir)
+            publish_s, uid = publish(http, src, SEED_PATIENTS[0].ssin, gp)
+            retrieve_s, out = retrieve(http, uid, tmp_dir, gp)
             _, client_peak = rss_mb()
             _, hub_peak = rss_mb(hub_pid)
             ru_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,10 +1,11 @@
 """`make demo`: the whole story on a fresh machine, in a minute.
 
 1. the core at work (identifiers, metadata from five arguments, validation) — no hub needed;
-2. start the mock hub with its seeded population (a real process on a free port, fresh data dir);
-3. run the quickstart against it: publish, find, fetch;
-4. show how refusals read: local validation before sending, and the hub's own verdict;
-5. stop the hub and say how to run it yourself.
+2. a development PKI (`rsb hub pki init`): a CA, the hub's certificate, and identities for seeded people;
+3. start the mock hub on it with its seeded population (a real process on a free port, fresh data dir);
+4. run the quickstart against it, signed as the GP: publish, find, fetch;
+5. show how refusals read: local validation before sending, the hub's verdict, and an unsigned request;
+6. stop the hub and say how to run it yourself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from rsb_connector import HubRefused, MetadataError, VaultClient
+from rsb_connector.security.pki import load_pki
 from rsb_connector.testing import LiveHub
 
 HERE = Path(__file__).parent
@@ -29,35 +31,54 @@ def main() -> None:
     chapter("1. The core, no hub needed")
     subprocess.run([sys.executable, str(HERE / "core_walkthrough.py")], check=True)
 
-    chapter("2. Starting the mock hub with its seeded population")
-    with tempfile.TemporaryDirectory(prefix="rsb-demo-") as tmp, LiveHub(Path(tmp) / "data", seed=True) as hub:
-        print(f"   hub at {hub.url} (data in {hub.data_dir}; who is who: {hub.data_dir / 'seed.json'})")
+    with tempfile.TemporaryDirectory(prefix="rsb-demo-") as tmp:
+        chapter("2. A development PKI: who may sign")
+        pki_dir = Path(tmp) / "pki"
+        subprocess.run([sys.executable, "-m", "rsb_connector.cli", "hub", "pki", "init", str(pki_dir)], check=True)
+        pki = load_pki(pki_dir)
 
-        chapter("3. Quickstart: publish, find, fetch")
-        env = {**os.environ, "RSB_HUB_URL": hub.url}
-        subprocess.run([sys.executable, str(HERE / "quickstart.py")], check=True, env=env)
+        chapter("3. Starting the mock hub with its seeded population, trusting that PKI")
+        with LiveHub(Path(tmp) / "data", seed=True, pki=pki) as hub:
+            print(f"   hub at {hub.url} (data in {hub.data_dir}; who is who: {hub.data_dir / 'seed.json'})")
+            print("   it refuses unsigned requests and signs its answers")
 
-        chapter("4. When the answer is no")
-        with VaultClient(hub.url) as vault:
-            try:
-                vault.publish(
-                    b"note",
-                    patient="87041213797",
-                    document_type="contactreport",
-                    mime_type="text/plain",
-                    creation_time="24/12/2024",
-                )
-            except (MetadataError, ValueError) as exc:
-                print(f"   refused before sending: {exc}")
-            try:
-                vault.publish(b"note", patient="82121210976", document_type="note", mime_type="text/plain")
-            except HubRefused as exc:
-                for problem in exc.problems:
-                    print(f"   the hub said {problem.code}: {problem.message}")
+            chapter("4. Quickstart: publish, find, fetch — signed as the GP")
+            env = {
+                **os.environ,
+                "RSB_HUB_URL": hub.url,
+                "RSB_IDENTITY": str(pki.path(pki.identity("gp").file)),
+                "RSB_IDENTITY_PASSWORD": pki.password,
+                "RSB_CA": str(pki.ca_cert),
+            }
+            subprocess.run([sys.executable, str(HERE / "quickstart.py")], check=True, env=env)
 
-        chapter("5. Done")
-        print("   The hub is stopping. Run your own with:   .venv/bin/rsb hub serve --seed")
-        print("   Documentation:                            .venv/bin/mkdocs serve   (then http://127.0.0.1:8000)")
+            chapter("5. When the answer is no")
+            with hub.client("gp") as vault:
+                try:
+                    vault.publish(
+                        b"note",
+                        patient="87041213797",
+                        document_type="contactreport",
+                        mime_type="text/plain",
+                        creation_time="24/12/2024",
+                    )
+                except (MetadataError, ValueError) as exc:
+                    print(f"   refused before sending: {exc}")
+                try:
+                    vault.publish(b"note", patient="82121210976", document_type="note", mime_type="text/plain")
+                except HubRefused as exc:
+                    for problem in exc.problems:
+                        print(f"   the hub said {problem.code}: {problem.message}")
+            with VaultClient(hub.url) as anonymous:
+                try:
+                    anonymous.find("87041213797")
+                except HubRefused as exc:
+                    print(f"   without a signature: {exc.code}: {exc.problems[0].message}")
+
+            chapter("6. Done")
+            print("   The hub is stopping. Run your own with:   .venv/bin/rsb hub serve --seed")
+            print("   (it creates .rsb-data/pki; sign with .rsb-data/pki/identities/gp.p12, password rsb-dev)")
+            print("   Documentation:                            .venv/bin/mkdocs serve   (then http://127.0.0.1:8000)")
 
 
 if __name__ == "__main__":

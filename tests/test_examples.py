@@ -13,7 +13,15 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _run(script: str, hub: LiveHub | None = None) -> str:
-    env = {**os.environ, **({"RSB_HUB_URL": hub.url} if hub else {})}
+    env = dict(os.environ)
+    if hub is not None:
+        gp = hub.pki.identity("gp")
+        env.update(
+            RSB_HUB_URL=hub.url,
+            RSB_IDENTITY=str(hub.pki.path(gp.file)),
+            RSB_IDENTITY_PASSWORD=gp.password,
+            RSB_CA=str(hub.pki.ca_cert),
+        )
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -28,7 +36,8 @@ def test_core_walkthrough_explains_the_problems() -> None:
         assert code in out
 
 
-def test_quickstart_publishes_finds_and_fetches(rsb_live_hub: LiveHub) -> None:
+def test_quickstart_publishes_finds_and_fetches_signed(rsb_live_hub: LiveHub) -> None:
     out = _run("quickstart.py", rsb_live_hub)
+    assert "signing as  Dr Sophie Claes" in out
     assert "published" in out and "found" in out
     assert "identical to what was sent: True" in out

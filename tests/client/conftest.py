@@ -1,5 +1,8 @@
 """Fixtures of the client tests: in-process hubs, a real-socket hub, and one adapter that runs the same scenario
-through :class:`VaultClient` or :class:`AsyncVaultClient`."""
+through :class:`VaultClient` or :class:`AsyncVaultClient`.
+
+The hubs run with the session's development PKI (the plugin's ``rsb_pki``): they refuse unsigned requests and sign
+their answers; clients sign as the GP and check the hub's signatures unless a test asks otherwise."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import uvicorn
 from rsb_connector.client import AsyncVaultClient, VaultClient
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import Hub, build_hub
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import SyncASGITransport
 
 PATIENT = SEED_PATIENTS[0].ssin
@@ -62,13 +67,19 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_vault(kind: str) -> Iterator[Callable[..., Vault]]:
-    """Build a client of the current ``kind`` (``app=`` serves it from an ASGI app in-process)."""
+def make_vault(
+    kind: str, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> Iterator[Callable[..., Vault]]:
+    """Build a client of the current ``kind`` (``app=`` serves it from an ASGI app in-process); it signs as the GP
+    and checks the hub's signatures against the PKI's CA unless ``signed=False``."""
     opened: list[Vault] = []
     sync_transports: list[SyncASGITransport] = []
 
-    def make(base_url: str = "http://hub.test", *, app: Any = None, **kwargs: Any) -> Vault:
+    def make(base_url: str = "http://hub.test", *, app: Any = None, signed: bool = True, **kwargs: Any) -> Vault:
         kwargs.setdefault("backoff", 0.0)
+        if signed:
+            kwargs.setdefault("identity", rsb_identity("gp"))
+            kwargs.setdefault("trust", rsb_pki.trust_store())
         client: VaultClient | AsyncVaultClient
         if kind == "sync":
             if app is not None:
@@ -92,9 +103,9 @@ def make_vault(kind: str) -> Iterator[Callable[..., Vault]]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A seeded hub, in-process (one per test module)."""
-    built = build_hub(tmp_path_factory.mktemp("hub"), seed=True)
+def hub(tmp_path_factory: pytest.TempPathFactory, rsb_pki: PkiDescription) -> Iterator[Hub]:
+    """A seeded hub with the session PKI, in-process (one per test module)."""
+    built = build_hub(tmp_path_factory.mktemp("hub"), seed=True, pki=rsb_pki)
     yield built
     built.close()
 
@@ -113,10 +124,10 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture(scope="session")
-def socket_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A seeded hub served by uvicorn on a free local port (in a thread); yields its base URL."""
+def socket_hub(tmp_path_factory: pytest.TempPathFactory, rsb_pki: PkiDescription) -> Iterator[str]:
+    """A seeded hub with the session PKI served by uvicorn on a free local port (in a thread); yields its base URL."""
     data_dir: Path = tmp_path_factory.mktemp("socket-hub")
-    built = build_hub(data_dir, seed=True)
+    built = build_hub(data_dir, seed=True, pki=rsb_pki)
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(built.app, log_level="warning", lifespan="on"))

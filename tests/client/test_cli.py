@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 
 from rsb_connector.cli import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from rsb_connector.security.pki import PkiDescription
 
 from .conftest import PATIENT, UNREGISTERED
+
+
+@pytest.fixture(autouse=True)
+def signed(monkeypatch: pytest.MonkeyPatch, rsb_pki: PkiDescription) -> None:
+    """The commands sign as the GP and check the hub's answers (through the documented environment variables)."""
+    monkeypatch.setenv("RSB_IDENTITY", str(rsb_pki.path(rsb_pki.identity("gp").file)))
+    monkeypatch.setenv("RSB_IDENTITY_PASSWORD", rsb_pki.password)
+    monkeypatch.setenv("RSB_CA", str(rsb_pki.ca_cert))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -115,3 +124,78 @@ def test_an_unreachable_hub_is_a_failure(tmp_path: Path, capsys: pytest.CaptureF
     assert code == EXIT_FAILURE
     assert failure["error"]["kind"] == "failure"
     assert "could not connect" in failure["error"]["message"]
+
+
+# ------------------------------------------------------------------------------------------------- identities
+
+
+def test_a_wrong_identity_password_or_ca_file_is_a_usage_error(
+    socket_hub: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RSB_IDENTITY_PASSWORD", "not-the-password")
+    code, _out, err = run(capsys, "find", "--patient", PATIENT, "--hub", socket_hub)
+    assert code == EXIT_USAGE
+    assert "password is wrong" in err
+    code, _out, err = run(
+        capsys, "find", "--patient", PATIENT, "--hub", socket_hub, "--password", "rsb-dev", "--ca", str(tmp_path / "x")
+    )
+    assert code == EXIT_USAGE
+    assert "no such file" in err
+
+
+def test_without_an_identity_the_hub_refuses(
+    socket_hub: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RSB_IDENTITY")
+    code, refused = run_json(capsys, "find", "--patient", PATIENT, "--hub", socket_hub)
+    assert code == EXIT_REFUSED
+    assert [p["code"] for p in refused["error"]["problems"]] == ["InvalidSecurity"]
+
+
+def test_pki_init_writes_the_identities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _err = run(capsys, "hub", "pki", "init", str(tmp_path / "pki"), "--password", "s3cret")
+    assert code == EXIT_OK
+    assert "Dr Sophie Claes" in out and "12345625004" in out and "rsb hub serve --pki" in out
+    described = json.loads((tmp_path / "pki" / "identities.json").read_text())
+    assert described["password"] == "s3cret"
+    assert {r["id"] for r in described["identities"]} >= {"gp", "patient1", "hospital"}
+    assert (tmp_path / "pki" / "identities" / "gp.p12").stat().st_mode & 0o077 == 0
+    code, _out, err = run(capsys, "hub", "pki", "init", str(tmp_path / "pki"))
+    assert code == EXIT_USAGE
+    assert "already holds a PKI" in err
+
+
+def test_hub_serve_options_reach_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rsb_pki: PkiDescription
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("rsb_connector.hub.server.serve", lambda data_dir, **kwargs: seen.update(kwargs))
+    code, out, err = run(
+        capsys,
+        "hub", "serve", "--data-dir", str(tmp_path / "data"), "--pki", str(rsb_pki.directory), "--allow-unsigned",
+        "--tls", "--max-message-mb", "1.5", "--max-attachment-mb", "3",
+    )  # fmt: skip
+    assert code == EXIT_OK
+    assert seen["pki"].directory == rsb_pki.directory
+    assert seen["allow_unsigned"] is True and seen["tls"] is True
+    assert seen["config"].max_message_bytes == int(1.5 * 1024 * 1024)
+    assert seen["config"].max_attachment_bytes == 3 * 1024 * 1024
+    assert "WARNING: --allow-unsigned" in err and "UNSIGNED" in err
+    assert str(rsb_pki.directory) in out
+
+    # Without --pki one command still starts a working hub: a development PKI is created in the data dir.
+    seen.clear()
+    code, out, err = run(capsys, "hub", "serve", "--data-dir", str(tmp_path / "fresh"))
+    assert code == EXIT_OK
+    assert seen["allow_unsigned"] is False
+    assert seen["pki"].directory == (tmp_path / "fresh" / "pki").absolute()
+    assert "created a development PKI in" in out and "WARNING" not in err
+    code, out, _err = run(capsys, "hub", "serve", "--data-dir", str(tmp_path / "fresh"))
+    assert "created" not in out  # reused
+
+
+def test_a_bad_size_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["hub", "serve", "--max-message-mb", "zero"])
+    assert exited.value.code == EXIT_USAGE
+    assert "megabytes" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from rsb_connector.errors import HubRefused, MetadataError
 from rsb_connector.hub.server import Hub
 from rsb_connector.metadata.builder import new_document, professional_author
 from rsb_connector.metadata.model import AssociationType, AvailabilityStatus
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import PkiDescription
 from rsb_connector.xds import constants as c
 
 from .conftest import OTHER_PATIENT, PATIENT, UNREGISTERED, SyncASGITransport, Vault
@@ -199,15 +202,20 @@ class _DropFirstAnswer:
         if b"ProvideAndRegisterDocumentSetRequest" not in request.content:
             return False
         self.calls += 1
-        self.message_ids.append(request.content.split(b"<wsa:MessageID>")[1].split(b"<")[0])
+        found = re.search(rb"<wsa:MessageID[^>]*>([^<]+)<", request.content)
+        assert found is not None
+        self.message_ids.append(found.group(1))
         return self.calls == 1
 
 
 @pytest.fixture
-def lossy(kind: str, hub: Hub) -> Iterator[tuple[Vault, _DropFirstAnswer]]:
+def lossy(
+    kind: str, hub: Hub, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> Iterator[tuple[Vault, _DropFirstAnswer]]:
     from rsb_connector.client import AsyncVaultClient, VaultClient
 
     dropper = _DropFirstAnswer()
+    signed: dict[str, Any] = {"identity": rsb_identity("gp"), "trust": rsb_pki.trust_store()}
     if kind == "sync":
 
         class Sync(SyncASGITransport):
@@ -219,7 +227,7 @@ def lossy(kind: str, hub: Hub) -> Iterator[tuple[Vault, _DropFirstAnswer]]:
                 return response
 
         transport = Sync(hub.app)
-        vault = Vault(VaultClient("http://hub.test", transport=transport, backoff=0.0))
+        vault = Vault(VaultClient("http://hub.test", transport=transport, backoff=0.0, **signed))
         yield vault, dropper
         vault.close()
         transport.close()
@@ -234,7 +242,7 @@ def lossy(kind: str, hub: Hub) -> Iterator[tuple[Vault, _DropFirstAnswer]]:
                 raise httpx.ReadTimeout("the answer was lost", request=request)
             return response
 
-    vault = Vault(AsyncVaultClient("http://hub.test", transport=Async(app=hub.app), backoff=0.0))
+    vault = Vault(AsyncVaultClient("http://hub.test", transport=Async(app=hub.app), backoff=0.0, **signed))
     yield vault, dropper
     vault.close()
 

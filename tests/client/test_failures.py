@@ -43,7 +43,8 @@ def router() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def vault(make_vault: MakeVault) -> Vault:
-    return make_vault(wire.BASE, retries=3)
+    """An unsigned client: respx plays an anonymous hub whose answers are not signed."""
+    return make_vault(wire.BASE, retries=3, signed=False)
 
 
 def stored_entry(content: bytes) -> DocumentEntry:

@@ -20,7 +20,7 @@ BASE = "http://hub.test"
 REGISTRY = f"{BASE}/xds/registry"
 REPOSITORY = f"{BASE}/xds/repository"
 
-_MESSAGE_ID = re.compile(rb"<wsa:MessageID>([^<]+)</wsa:MessageID>")
+_MESSAGE_ID = re.compile(rb"<wsa:MessageID(?: [^>]*)?>([^<]+)</wsa:MessageID>")
 _SUBMISSION_SET_UID = re.compile(
     rb'identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"[^>]*value="([^"]+)"'
 )

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,8 @@ from rsb_connector.identifiers import Ssin
 from rsb_connector.metadata.builder import new_document, new_submission
 from rsb_connector.metadata.model import AssociationType
 from rsb_connector.query import GetDocuments
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub
 from rsb_connector.xds import constants as c
 
@@ -33,8 +36,20 @@ from . import xds_wire as wire
 DOC_SIZE = 256 * 1024
 
 
+@pytest.fixture
+def peer(rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]) -> Callable[[str], wire.Peer]:
+    """A signing peer of a hub at a URL (the hubs below run with the session PKI)."""
+
+    def make(url: str) -> wire.Peer:
+        return wire.Peer(base_url=url, timeout=30, identity=rsb_identity("gp"), trust=rsb_pki.trust_store())
+
+    return make
+
+
 @pytest.mark.slow
-def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_path: Path) -> None:
+def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(
+    tmp_path: Path, rsb_pki: PkiDescription, peer: Callable[[str], wire.Peer]
+) -> None:
     data_dir = tmp_path / "hub"
     acknowledged: list[tuple[str, str, str]] = []  # (submission set uniqueId, document uniqueId, sha1)
     lock = threading.Lock()
@@ -42,7 +57,7 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
     patient = SEED_PATIENTS[0].ssin
 
     def publisher(worker: int) -> None:
-        with httpx.Client(base_url=hub.url, timeout=10) as http:
+        with peer(hub.url) as http:
             n = 0
             while not stop.is_set():
                 n += 1
@@ -72,7 +87,7 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
                                 )
                             )
 
-    hub = LiveHub(data_dir, seed=True, log_path=tmp_path / "hub.log")
+    hub = LiveHub(data_dir, seed=True, pki=rsb_pki, log_path=tmp_path / "hub.log")
     hub.start()
     threads = [threading.Thread(target=publisher, args=(i,), daemon=True) for i in range(8)]
     for t in threads:
@@ -111,8 +126,8 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
 
     # Restarted on the same data dir, every acknowledged document is there and retrievable with its hash.
     with (
-        LiveHub(data_dir, seed=False, log_path=tmp_path / "hub2.log") as again,
-        httpx.Client(base_url=again.url, timeout=30) as http,
+        LiveHub(data_dir, seed=False, pki=rsb_pki, log_path=tmp_path / "hub2.log") as again,
+        peer(again.url) as http,
     ):
         stored = {uid for uid, *_ in rows}
         for _ss, uid, _sha1 in acknowledged:
@@ -128,11 +143,13 @@ def test_sigkill_mid_stream_keeps_acknowledged_and_no_partial_submissions(tmp_pa
 
 
 @pytest.mark.slow
-def test_graceful_shutdown_finishes_and_reopens(tmp_path: Path) -> None:
-    hub = LiveHub(tmp_path / "hub", seed=True, extra_args=["--max-results", "1"])
+def test_graceful_shutdown_finishes_and_reopens(
+    tmp_path: Path, rsb_pki: PkiDescription, peer: Callable[[str], wire.Peer]
+) -> None:
+    hub = LiveHub(tmp_path / "hub", seed=True, pki=rsb_pki, extra_args=["--max-results", "1"])
     hub.start()
     patient = SEED_PATIENTS[0].ssin
-    with httpx.Client(base_url=hub.url, timeout=10) as http:
+    with peer(hub.url) as http:
         for _ in range(2):
             entry = new_document(b"x" * 10, patient=patient, document_type="note", mime_type="text/plain")
             submission = new_submission([entry])

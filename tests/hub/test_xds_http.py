@@ -1,13 +1,16 @@
 """The mock hub over HTTP: NIST XDS toolkit cases, SOAP faults, MTOM and XSD validity of what the hub answers.
 
 Every test runs twice: in-process (httpx over the ASGI app) and against a real ``rsb hub serve`` process on a
-loopback socket. Each test uses fresh uniqueIds, so both can share one hub.
+loopback socket. Each test uses fresh uniqueIds, so both can share one hub. The hubs run with the session's
+development PKI, as ``rsb hub serve`` does by default: the peer signs every message as the GP and checks the hub's
+signed answers. A few tests at the end prove that a hub started with ``--allow-unsigned`` still serves unsigned
+peers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +23,8 @@ from rsb_connector.identifiers import Ssin
 from rsb_connector.metadata.builder import new_document, new_submission
 from rsb_connector.metadata.model import Association, AssociationType, AvailabilityStatus, Code, Submission
 from rsb_connector.query import FindDocuments, GetDocuments, ReturnType
-from rsb_connector.security.xml import parse_xml
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub, SyncASGITransport
 from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, soap
@@ -35,23 +39,29 @@ OTHER_PATIENT = SEED_PATIENTS[1].ssin
 
 
 @pytest.fixture(scope="module")
-def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    with LiveHub(tmp_path_factory.mktemp("live"), seed=True) as hub:
+def live_hub(tmp_path_factory: pytest.TempPathFactory, rsb_pki: PkiDescription) -> Iterator[LiveHub]:
+    with LiveHub(tmp_path_factory.mktemp("live"), seed=True, pki=rsb_pki) as hub:
         yield hub
 
 
 @pytest.fixture(params=["asgi", "socket"])
-def http(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+def http(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    rsb_pki: PkiDescription,
+    rsb_identity: Callable[[str], Identity],
+) -> Iterator[httpx.Client]:
+    signed = {"identity": rsb_identity("gp"), "trust": rsb_pki.trust_store()}
     if request.param == "asgi":
-        hub = build_hub(tmp_path / "hub", seed=True)
+        hub = build_hub(tmp_path / "hub", seed=True, pki=rsb_pki)
         try:
-            with httpx.Client(base_url="http://hub.test", transport=SyncASGITransport(hub.app)) as client:
+            with wire.Peer(base_url="http://hub.test", transport=SyncASGITransport(hub.app), **signed) as client:
                 yield client
         finally:
             hub.close()
     else:
         live: LiveHub = request.getfixturevalue("live_hub")
-        with httpx.Client(base_url=live.url, timeout=30) as client:
+        with wire.Peer(base_url=live.url, timeout=30, **signed) as client:
             yield client
 
 
@@ -346,22 +356,23 @@ def test_15816_retrieve_unknown_partial_and_unknown_repository(http: httpx.Clien
 
 def _raw(http: httpx.Client, path: str, body: bytes, content_type: str) -> tuple[int, soap.SoapMessage]:
     response = http.post(path, content=body, headers={"content-type": content_type})
-    return response.status_code, soap.parse_envelope(parse_xml(response.content))
+    return response.status_code, wire.read_answer(http, response.content)
 
 
 def test_unknown_action_is_a_fault(http: httpx.Client) -> None:
-    envelope = soap.build_envelope(etree.Element("x"), action="urn:example:Nope", message_id="urn:uuid:1")
-    status, message = _raw(http, "/xds/repository", soap.serialize(envelope), soap.SOAP_CONTENT_TYPE)
+    message_id = soap.new_message_id()
+    envelope = soap.build_envelope(etree.Element("x"), action="urn:example:Nope", message_id=message_id)
+    status, message = _raw(http, "/xds/repository", wire.envelope_bytes(http, envelope), soap.SOAP_CONTENT_TYPE)
     fault = soap.parse_fault(message)
     assert status == 400 and fault is not None
     assert "ActionNotSupported" in (fault.subcode or "")
-    assert message.relates_to == "urn:uuid:1"
+    assert message.relates_to == message_id
 
 
 def test_body_not_matching_action_is_a_fault(http: httpx.Client) -> None:
     payload = iti18.build_request(FindDocuments(patient_id=Ssin(PATIENT).to_cx()))
     envelope = soap.build_envelope(payload, action=c.ACTION_ITI41)
-    status, message = _raw(http, "/xds/repository", soap.serialize(envelope), soap.SOAP_CONTENT_TYPE)
+    status, message = _raw(http, "/xds/repository", wire.envelope_bytes(http, envelope), soap.SOAP_CONTENT_TYPE)
     fault = soap.parse_fault(message)
     assert status == 400 and fault is not None and "AdhocQueryRequest" in fault.reason
 
@@ -439,11 +450,18 @@ def test_hub_responses_validate_against_the_official_schemas(http: httpx.Client)
     assert validate(resolve_for_validation(retrieved.payload, retrieved.attachments)) == []
 
 
-def test_one_log_line_per_transaction_without_ssin(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    hub = build_hub(tmp_path / "hub", seed=True)
+def test_one_log_line_per_transaction_without_ssin(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> None:
+    hub = build_hub(tmp_path / "hub", seed=True, pki=rsb_pki)
     try:
         with (
-            httpx.Client(base_url="http://hub.test", transport=SyncASGITransport(hub.app)) as http,
+            wire.Peer(
+                base_url="http://hub.test",
+                transport=SyncASGITransport(hub.app),
+                identity=rsb_identity("gp"),
+                trust=rsb_pki.trust_store(),
+            ) as http,
             caplog.at_level(logging.INFO, logger="rsb_connector.hub"),
         ):
             submission, content = doc()
@@ -454,4 +472,64 @@ def test_one_log_line_per_transaction_without_ssin(tmp_path: Path, caplog: pytes
     lines = [r.getMessage() for r in caplog.records if r.name == "rsb_connector.hub"]
     assert len(lines) == 2
     assert "ITI-41" in lines[0] and "ITI-18" in lines[1]
+    assert all("caller=nihii:12345625004" in line for line in lines)
     assert all(PATIENT not in line for line in lines)
+
+
+# ------------------------------------------------------------------------------------------------ --allow-unsigned
+
+
+@pytest.fixture(params=["anonymous", "with-pki"])
+def unsigned_http(request: pytest.FixtureRequest, tmp_path: Path, rsb_pki: PkiDescription) -> Iterator[httpx.Client]:
+    """An unsigned peer of a hub started with allow_unsigned: without a PKI (verifies and signs nothing) or with
+    one (still verifies signed requests and signs its answers)."""
+    pki = rsb_pki if request.param == "with-pki" else None
+    hub = build_hub(tmp_path / "hub", seed=True, pki=pki, allow_unsigned=True)
+    try:
+        with httpx.Client(base_url="http://hub.test", transport=SyncASGITransport(hub.app)) as client:
+            yield client
+    finally:
+        hub.close()
+
+
+def test_an_allow_unsigned_hub_serves_unsigned_peers(unsigned_http: httpx.Client) -> None:
+    submission, content = doc()
+    result = wire.provide(unsigned_http, submission, {submission.entries[0].entry_uuid: content})
+    assert result.status == c.STATUS_SUCCESS, result.problems
+    uid = submission.entries[0].unique_id or ""
+    assert uid in uids(find(unsigned_http))
+    _, docs = wire.retrieve(unsigned_http, [(REPO, uid)])
+    assert docs[uid] == content
+
+
+def test_an_allow_unsigned_hub_accepts_unbound_attachments_from_anonymous_peers(unsigned_http: httpx.Client) -> None:
+    # Without a signature there is nothing to bind: hash and size stay optional (the repository computes them).
+    submission, content = doc()
+    submission.entries[0].hash = None
+    submission.entries[0].size = None
+    assert wire.provide(unsigned_http, submission, {submission.entries[0].entry_uuid: content}).ok
+
+
+def test_an_allow_unsigned_hub_still_verifies_signed_requests(
+    tmp_path: Path, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> None:
+    hub = build_hub(tmp_path / "hub", seed=True, pki=rsb_pki, allow_unsigned=True)
+    try:
+        with wire.Peer(
+            base_url="http://hub.test",
+            transport=SyncASGITransport(hub.app),
+            identity=rsb_identity("gp"),
+            trust=rsb_pki.trust_store(),
+        ) as http:
+            submission, content = doc()
+            assert wire.provide(http, submission, {submission.entries[0].entry_uuid: content}).ok
+            envelope = soap.build_envelope(
+                iti18.build_request(FindDocuments(patient_id=Ssin(PATIENT).to_cx())), action=c.ACTION_ITI18
+            )
+            signed = wire.envelope_bytes(http, envelope).replace(PATIENT.encode(), OTHER_PATIENT.encode())
+            status, message = _raw(http, "/xds/registry", signed, soap.SOAP_CONTENT_TYPE)
+            fault = soap.parse_fault(message)
+            assert status == 400 and fault is not None
+            assert fault.subcode == "wsse:FailedCheck"
+    finally:
+        hub.close()

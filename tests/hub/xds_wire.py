@@ -1,6 +1,9 @@
 """A raw XDS.b peer for hub tests: builds messages with the shared binding and posts them with httpx.
 
 Unlike the SDK client it does no local validation, so tests can send exactly the wrong things a real source sends.
+A :class:`Peer` signs what it sends with its identity (WS-Security) and checks the hub's signed answers against its
+trust store, reading only their signed parts; a plain ``httpx.Client`` sends unsigned messages and reads answers
+as they are.
 """
 
 from __future__ import annotations
@@ -8,18 +11,47 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from lxml import etree
 
 from rsb_connector.metadata.model import AvailabilityStatus, Submission
 from rsb_connector.query import Query
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.trust import TrustStore
+from rsb_connector.security.wssec import WsSecurityVerifier, sign_envelope
 from rsb_connector.security.xml import parse_xml
 from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, iti41, iti43, iti57, soap
 from rsb_connector.xds.mtom import MtomParser, MtomWriter, OutgoingAttachment, is_mtom
 from rsb_connector.xds.parts import DocumentPart, Inline, XopRef
 from rsb_connector.xds.rs import RegistryResult
+
+
+class Peer(httpx.Client):
+    """An httpx client that signs the SOAP messages :func:`post` builds as ``identity`` and verifies the hub's
+    answers against ``trust`` (``None``: sends or reads unsigned)."""
+
+    def __init__(self, *args: Any, identity: Identity | None = None, trust: TrustStore | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.identity = identity
+        self.verifier = WsSecurityVerifier(trust, require_signed_addressing=True) if trust is not None else None
+
+
+def envelope_bytes(http: httpx.Client, envelope: etree._Element) -> bytes:
+    """``envelope`` signed as ``http``'s identity (when it is a signing :class:`Peer`), serialized once."""
+    if isinstance(http, Peer) and http.identity is not None:
+        sign_envelope(envelope, http.identity)
+    return soap.serialize(envelope)
+
+
+def read_answer(http: httpx.Client, root: bytes) -> soap.SoapMessage:
+    """The hub's answer: its signed parts when ``http`` checks signatures, else as parsed."""
+    envelope = parse_xml(root)
+    if isinstance(http, Peer) and http.verifier is not None:
+        return http.verifier.verify(envelope).soap_message()
+    return soap.parse_envelope(envelope)
 
 
 @dataclass
@@ -66,14 +98,14 @@ def post(
 ) -> Exchange:
     message_id = soap.new_message_id()
     envelope = soap.build_envelope(payload, action=action, message_id=message_id, to=f"{http.base_url}{path}")
-    xml = soap.serialize(envelope)
+    xml = envelope_bytes(http, envelope)
     if mtom:
         writer = MtomWriter(xml, attachments, action=action)
         response = http.post(path, content=writer.to_bytes(), headers={"content-type": writer.content_type})
     else:
         response = http.post(path, content=xml, headers={"content-type": soap.soap_content_type(action)})
     root, atts = _read(response, tmp_dir)
-    message = soap.parse_envelope(parse_xml(root))
+    message = read_answer(http, root)
     return Exchange(response.status_code, response.headers.get("content-type", ""), message, atts, message_id)
 
 

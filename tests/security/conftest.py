@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from rsb_connector.security.identity import Identity
-from rsb_connector.security.pki import SAMPLE_IDENTITIES, DevelopmentCa, PkiDescription, init_pki
+from rsb_connector.security.pki import SAMPLE_IDENTITIES, DevelopmentCa, PkiDescription
 from rsb_connector.security.trust import TrustStore
 from rsb_connector.xds.constants import ACTION_ITI18, QUERY, RIM
 from rsb_connector.xds.soap import build_envelope
@@ -20,9 +20,9 @@ TOKEN_URL = "http://localhost:8080/oauth2/token"
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiDescription:
-    """A development PKI written once for the whole session (CA key 2048 bits to keep the suite fast)."""
-    return init_pki(tmp_path_factory.mktemp("pki") / "dev", ca_key_size=2048)
+def pki(rsb_pki: PkiDescription) -> PkiDescription:
+    """The session's development PKI (the plugin's ``rsb_pki``: written once, CA key 2048 bits for speed)."""
+    return rsb_pki
 
 
 @pytest.fixture(scope="session")

@@ -32,19 +32,19 @@ def test_from_pkcs12_reads_the_professional(pki: PkiDescription) -> None:
     record = pki.identity("gp")
     identity = Identity.from_pkcs12(pki.path(record.file), record.password)
     assert identity.kind == "professional"
-    assert identity.nihii == Nihii("12345625003")
+    assert identity.nihii == Nihii("12345625004")
     assert identity.nihii is not None
-    assert identity.nihii.qualification == "003"
+    assert identity.nihii.qualification == "004"
     assert identity.profession == "persphysician"
-    assert identity.ssin == Ssin("85071512397")
+    assert identity.ssin is None
     assert identity.cbe is None
-    assert identity.name == "Dr Anne Dubois"
-    assert identity.client_id == "nihii:12345625003"
+    assert identity.name == "Dr Sophie Claes"
+    assert identity.client_id == "nihii:12345625004"
     assert identity.chain[0] == identity.certificate
     assert identity.chain[1] == pki.ca_certificate()
     assert identity.intermediates == (pki.ca_certificate(),)
     assert identity.fingerprint_sha256 == identity.certificate.fingerprint(hashes.SHA256()).hex()
-    assert "SERIALNUMBER" in identity.subject_dn or "2.5.4.5=NIHII:12345625003" in identity.subject_dn
+    assert "SERIALNUMBER" in identity.subject_dn or "2.5.4.5=NIHII:12345625004" in identity.subject_dn
     assert identity.not_valid_after == identity.certificate.not_valid_after_utc
 
 
@@ -159,10 +159,10 @@ def test_really_expired_pkcs12_refused(dev_ca: DevelopmentCa, tmp_path: Path) ->
 def test_patient_hospital_and_hub_subjects(pki: PkiDescription) -> None:
     patient = pki.load_identity("patient2")
     assert patient.kind == "patient"
-    assert patient.ssin == Ssin("82121210976")
+    assert patient.ssin == Ssin("92021415810")
     assert patient.nihii is None
     assert patient.profession is None
-    assert patient.client_id == "ssin:82121210976"
+    assert patient.client_id == "ssin:92021415810"
     hospital = pki.load_identity("hospital")
     assert hospital.kind == "organisation"
     assert hospital.nihii == Nihii("71000436")
@@ -179,9 +179,9 @@ def test_patient_hospital_and_hub_subjects(pki: PkiDescription) -> None:
 
 def test_repr_masks_the_ssin(pki: PkiDescription) -> None:
     patient = pki.load_identity("patient1")
-    assert "73032929895" not in repr(patient)
-    assert "73032929895" not in repr(patient.principal)
-    assert "73*******95" in repr(patient)
+    assert "87041213797" not in repr(patient)
+    assert "87041213797" not in repr(patient.principal)
+    assert "87*******97" in repr(patient)
 
 
 def _cert_with(ca: DevelopmentCa, subject: x509.Name) -> x509.Certificate:

@@ -91,7 +91,7 @@ def test_client_assertion_round_trip(gp: Identity, check: Callable[..., Any]) ->
     assert header["kid"] == key_id(gp.public_key)
     assert base64.b64decode(header["x5c"][0]) == gp.certificate.public_bytes(serialization.Encoding.DER)
     assert len(header["x5c"]) == 1  # the self-signed root is not sent
-    assert claims["iss"] == claims["sub"] == "nihii:12345625003"
+    assert claims["iss"] == claims["sub"] == "nihii:12345625004"
     assert claims["aud"] == TOKEN_URL
     assert claims["exp"] - claims["iat"] == 60
     result = check(token)

@@ -1,6 +1,9 @@
 """``rsb publish``, ``rsb find`` and ``rsb fetch``: the SDK client from the command line.
 
-Each command talks to a hub (``--hub URL``, default ``$RSB_HUB_URL`` or ``http://127.0.0.1:8080``), prints a table
+Each command talks to a hub (``--hub URL``, default ``$RSB_HUB_URL`` or ``http://127.0.0.1:8080``) as an identity
+(``--identity FILE`` with ``--password``, default ``$RSB_IDENTITY`` / ``$RSB_IDENTITY_PASSWORD``: every request is
+signed with it, and over ``https://`` it is the TLS client certificate too) and checks the hub's signed answers
+against ``--ca FILE`` (default ``$RSB_CA``; also the TLS trust anchor). It prints a table
 (or JSON with ``--json``) and exits with the codes of :mod:`rsb_connector.cli`: 0 done, 1 the hub or local validation
 refused (a verdict about the data), 2 usage error, 3 no usable answer (network, protocol, integrity). Errors are
 printed as sentences and XDS problems, never as tracebacks.
@@ -24,6 +27,7 @@ from ..client.models import NewDocument
 from ..errors import HubError, IntegrityError, InvalidIdentifier, MetadataError, Problem, RsbError, TransportError
 from ..metadata.builder import new_document, professional_author
 from ..metadata.model import DocumentEntry
+from ..security.identity import Identity, IdentityError
 from . import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 
 __all__ = ["DEFAULT_HUB", "register"]
@@ -46,6 +50,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=os.environ.get("RSB_HUB_URL", DEFAULT_HUB),
         metavar="URL",
         help=f"the hub's base URL (default $RSB_HUB_URL or {DEFAULT_HUB})",
+    )
+    common.add_argument(
+        "--identity",
+        default=os.environ.get("RSB_IDENTITY") or None,
+        metavar="FILE",
+        help="sign requests as this identity: a .p12 (eHealth certificate) or .pem (default $RSB_IDENTITY)",
+    )
+    common.add_argument(
+        "--password",
+        default=os.environ.get("RSB_IDENTITY_PASSWORD") or None,
+        metavar="PW",
+        help="the identity's password (default $RSB_IDENTITY_PASSWORD)",
+    )
+    common.add_argument(
+        "--ca",
+        default=os.environ.get("RSB_CA") or None,
+        metavar="FILE",
+        help="CA certificate(s) (PEM) the hub's signed answers must chain to; also trusted for https (default $RSB_CA)",
     )
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     common.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (default 30)")
@@ -144,7 +166,7 @@ def _guard(command: _Command) -> _Command:
         except _UsageError as exc:
             _report(args, exc, "usage")
             return EXIT_USAGE
-        except InvalidIdentifier as exc:
+        except (InvalidIdentifier, IdentityError) as exc:
             _report(args, exc, "usage")
             return EXIT_USAGE
         except (MetadataError, HubError) as exc:
@@ -167,7 +189,18 @@ def _guard(command: _Command) -> _Command:
 
 
 def _client(args: argparse.Namespace) -> VaultClient:
-    return VaultClient(args.hub, timeout=args.timeout)
+    identity = Identity.load(args.identity, args.password) if args.identity else None
+    if args.ca and not Path(args.ca).is_file():
+        raise _UsageError(f"--ca {args.ca}: no such file")
+    https = str(args.hub).lower().startswith("https://")
+    return VaultClient(
+        args.hub,
+        timeout=args.timeout,
+        identity=identity,
+        trust=args.ca,
+        verify=args.ca if https and args.ca else True,
+        cert=identity if https else None,
+    )
 
 
 def _print_json(data: Any) -> None:

@@ -3,16 +3,19 @@
 :class:`VaultClient` (blocking) and :class:`AsyncVaultClient` (asyncio) are twins over one sans-IO core, shaped
 like ``httpx.Client`` / ``httpx.AsyncClient``::
 
+    from rsb_connector import Identity
     from rsb_connector.client import VaultClient
 
-    with VaultClient("http://127.0.0.1:8080") as vault:
-        receipt = vault.publish(b"Hb 14 g/dl", patient="73032929895", document_type="labresult",
+    me = Identity.load("gp.p12", "password")            # your eHealth certificate (PKCS#12)
+    with VaultClient("http://127.0.0.1:8080", identity=me, trust="ca.pem") as vault:
+        receipt = vault.publish(b"Hb 14 g/dl", patient="87041213797", document_type="labresult",
                                 mime_type="text/plain")
-        entries = vault.find("73032929895")
+        entries = vault.find("87041213797")
         doc = vault.retrieve(receipt.document.unique_id)
 """
 
 from ._async import AsyncVaultClient
+from ._auth import AccessToken, BearerAuth, TokenSource
 from ._retry import RetryPolicy, Safety
 from ._sync import VaultClient
 from .models import (
@@ -29,7 +32,9 @@ from .models import (
 )
 
 __all__ = [
+    "AccessToken",
     "AsyncVaultClient",
+    "BearerAuth",
     "DocumentOptions",
     "DocumentReceipt",
     "HttpStatusError",
@@ -42,5 +47,6 @@ __all__ = [
     "RetryPolicy",
     "Safety",
     "SubmissionSetContents",
+    "TokenSource",
     "VaultClient",
 ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +15,9 @@ import httpx
 from ..identifiers import Ssin
 from ..metadata.content import ContentSource
 from ..metadata.model import Association, AssociationType, Author, DocumentEntry
+from ..security.identity import Identity
+from ..security.trust import TrustStore
+from ._auth import TokenSource
 from ._core import (
     DEFAULT_LIMITS,
     RELATIONSHIP_TYPES,
@@ -26,6 +30,7 @@ from ._core import (
     StatusFilter,
     TimeArg,
 )
+from ._tls import CertArg, VerifyArg, ssl_context
 from .models import DocumentOptions, NewDocument, Receipt, RelatedDocuments, RetrievedDocument, SubmissionSetContents
 
 __all__ = ["AsyncVaultClient"]
@@ -53,7 +58,10 @@ class AsyncVaultClient:
         base_url: str = "http://127.0.0.1:8080",
         *,
         protocol: Literal["xds"] = "xds",
-        identity: object | None = None,
+        identity: Identity | None = None,
+        trust: TrustStore | str | os.PathLike[str] | None = None,
+        verify: VerifyArg = True,
+        cert: CertArg = None,
         timeout: float | httpx.Timeout = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
@@ -69,6 +77,7 @@ class AsyncVaultClient:
             base_url,
             protocol=protocol,
             identity=identity,
+            trust=trust,
             retries=retries,
             backoff=backoff,
             repository_unique_id=repository_unique_id,
@@ -76,7 +85,11 @@ class AsyncVaultClient:
             mtom=mtom,
         )
         self._http = httpx.AsyncClient(
-            timeout=timeout, limits=limits or DEFAULT_LIMITS, transport=transport, follow_redirects=False
+            timeout=timeout,
+            limits=limits or DEFAULT_LIMITS,
+            transport=transport,
+            follow_redirects=False,
+            verify=ssl_context(verify, cert),
         )
 
     # ---------------------------------------------------------------------------------------------- I/O
@@ -117,9 +130,18 @@ class AsyncVaultClient:
         return self._core.base_url
 
     @property
-    def identity(self) -> object | None:
-        """The identity given at construction (used by the security layer)."""
+    def identity(self) -> Identity | None:
+        """The identity requests are signed with."""
         return self._core.identity
+
+    @property
+    def tokens(self) -> TokenSource:
+        """OAuth2 bearer tokens for the hub's FHIR side (see :attr:`VaultClient.tokens`)."""
+        return self._core.tokens
+
+    async def access_token(self) -> str:
+        """A valid bearer token for the hub's FHIR side (fetched from ``/oauth2/token`` when needed)."""
+        return await self._run(self._core.tokens.flow())
 
     async def aclose(self) -> None:
         """Close the connection pool."""

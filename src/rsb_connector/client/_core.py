@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, Unpack, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, Unpack, cast
 
 import httpx
 
@@ -56,6 +56,9 @@ from ..query import (
     GetSubmissionSetAndContents,
     Query,
 )
+from ..security.identity import Identity
+from ..security.trust import TrustStore
+from ..security.wssec import WsSecurityVerifier
 from ..xds.constants import DEFAULT_REPOSITORY_UNIQUE_ID, STATUS_FAILURE, STATUS_PARTIAL_SUCCESS, STATUS_SUCCESS
 from ._retry import RetryPolicy, Safety
 from .models import (
@@ -95,6 +98,9 @@ __all__ = [
     "Transaction",
     "WireProtocol",
 ]
+
+if TYPE_CHECKING:
+    from ._auth import TokenSource
 
 log = logging.getLogger("rsb_connector.client")
 log.addHandler(logging.NullHandler())  # a library logs; the application decides where it goes
@@ -497,7 +503,8 @@ class ClientCore:
         base_url: str,
         *,
         protocol: str = "xds",
-        identity: object | None = None,
+        identity: Identity | None = None,
+        trust: TrustStore | str | os.PathLike[str] | None = None,
         retries: int = 3,
         backoff: float = 0.2,
         repository_unique_id: str | None = None,
@@ -510,7 +517,20 @@ class ClientCore:
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url {base_url!r} is not an http(s) URL such as http://127.0.0.1:8080")
         self.base_url = str(base_url).rstrip("/")
+        if identity is not None and not isinstance(identity, Identity):
+            raise TypeError(
+                "identity must be an rsb_connector.Identity (Identity.load(path, password)), "
+                f"not {type(identity).__name__}"
+            )
         self.identity = identity
+        self.trust = TrustStore.from_pem_file(os.fspath(trust)) if isinstance(trust, str | os.PathLike) else trust
+        self.verifier = WsSecurityVerifier(self.trust, require_signed_addressing=True) if self.trust else None
+        if self.verifier is None and identity is not None:
+            log.warning(
+                "no trust store given: the hub's answers at %s are not signature-checked (pass trust=<CA file>)",
+                self.base_url,
+            )
+        self._tokens: TokenSource | None = None
         self.retry = RetryPolicy(retries=retries, backoff=backoff)
         self.repository_unique_id = repository_unique_id or DEFAULT_REPOSITORY_UNIQUE_ID
         self.source_id = source_id or DEFAULT_SOURCE_ID
@@ -529,11 +549,25 @@ class ClientCore:
                 mtom=self.mtom,
                 source_id=self.source_id,
                 spool_dir=self._spool(),
+                identity=self.identity,
+                verifier=self.verifier,
             )
         raise ValueError(f"unknown protocol {name!r}: this version speaks 'xds' (MHD comes later)")
 
     def _spool(self) -> Path:
         return self.spool_dir or Path(tempfile.gettempdir())
+
+    @property
+    def tokens(self) -> TokenSource:
+        """OAuth2 access tokens for the hub's FHIR side, obtained with the identity (``private_key_jwt``) at
+        ``{base_url}/oauth2/token`` and refreshed before they expire."""
+        if self.identity is None:
+            raise ValueError("bearer tokens need an identity: VaultClient(..., identity=Identity.load(...))")
+        if self._tokens is None:
+            from ._auth import TOKEN_PATH, TokenSource
+
+            self._tokens = TokenSource(self.identity, f"{self.base_url}{TOKEN_PATH}")
+        return self._tokens
 
     # ---------------------------------------------------------------------------------------- exchange
 
@@ -649,6 +683,8 @@ class ClientCore:
         return (yield from self._submit(submission, docs))
 
     def _submit(self, submission: Submission, docs: Sequence[NewDocument]) -> Flow[Receipt]:
+        if self.identity is not None:
+            _bind_contents(docs)
         check_submission(submission)  # MetadataError: nothing leaves
         contents = [OutgoingContent(doc.entry, doc.content) for doc in docs]
         outcome = yield from self.protocol.submit(submission, contents)
@@ -1073,6 +1109,22 @@ class ClientCore:
             os.replace(part.path, target)
             doc.path = target
         return doc
+
+
+def _bind_contents(docs: Sequence[NewDocument]) -> None:
+    """Fill in the hash and size a signed submission must carry, for content that can be read twice (bytes, a path,
+    a seekable stream, put back where it was). A stream that cannot seek back is left as is: the protocol refuses
+    to sign without them."""
+    for doc in docs:
+        entry = doc.entry
+        if entry.hash is not None and entry.size is not None:
+            continue
+        content = doc.content
+        if _is_stream(content) and not getattr(content, "seekable", lambda: False)():
+            continue
+        measured = digest(content)
+        entry.hash = entry.hash or measured.sha1
+        entry.size = measured.size if entry.size is None else entry.size
 
 
 def _guess_mime(content: ContentSource) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,9 @@ import httpx
 from ..identifiers import Ssin
 from ..metadata.content import ContentSource
 from ..metadata.model import Association, AssociationType, Author, DocumentEntry
+from ..security.identity import Identity
+from ..security.trust import TrustStore
+from ._auth import TokenSource
 from ._core import (
     DEFAULT_LIMITS,
     RELATIONSHIP_TYPES,
@@ -25,6 +29,7 @@ from ._core import (
     StatusFilter,
     TimeArg,
 )
+from ._tls import CertArg, VerifyArg, ssl_context
 from .models import DocumentOptions, NewDocument, Receipt, RelatedDocuments, RetrievedDocument, SubmissionSetContents
 
 __all__ = ["VaultClient"]
@@ -75,7 +80,10 @@ class VaultClient:
         base_url: str = "http://127.0.0.1:8080",
         *,
         protocol: Literal["xds"] = "xds",
-        identity: object | None = None,
+        identity: Identity | None = None,
+        trust: TrustStore | str | os.PathLike[str] | None = None,
+        verify: VerifyArg = True,
+        cert: CertArg = None,
         timeout: float | httpx.Timeout = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
@@ -91,8 +99,17 @@ class VaultClient:
             base_url: the hub, e.g. ``http://127.0.0.1:8080`` (XDS endpoints ``/xds/registry`` and
                 ``/xds/repository`` below it).
             protocol: ``"xds"`` (XDS.b SOAP); MHD comes later.
-            identity: who is calling (an :class:`~rsb_connector.security.identity.Identity`); kept for the
-                security layer, which will sign requests with it.
+            identity: who is calling (an :class:`~rsb_connector.Identity`, e.g. ``Identity.load("gp.p12",
+                password)``): every SOAP request is signed with it (WS-Security), and it obtains the FHIR side's
+                bearer tokens (:attr:`tokens`).
+            trust: the CA(s) whose certificates may sign the hub's answers: a
+                :class:`~rsb_connector.security.trust.TrustStore` or a PEM file (the development PKI's ``ca.pem``).
+                With it every answer must carry a valid hub signature, and only its signed parts are read; without
+                it answers are not signature-checked.
+            verify: for ``https://`` hubs: ``True`` (public CAs), a CA file (``ca.pem``), an ``ssl.SSLContext``,
+                or ``False`` (no check: never in production).
+            cert: a client certificate for mutual TLS: an identity (usually the same as ``identity``) or
+                ``(cert_file, key_file[, password])``.
             timeout: seconds (or an ``httpx.Timeout``) for connecting, each read and each write.
             retries: how many times a failed request may be repeated (see the class docstring).
             backoff: the first retry delay in seconds.
@@ -110,6 +127,7 @@ class VaultClient:
             base_url,
             protocol=protocol,
             identity=identity,
+            trust=trust,
             retries=retries,
             backoff=backoff,
             repository_unique_id=repository_unique_id,
@@ -117,7 +135,11 @@ class VaultClient:
             mtom=mtom,
         )
         self._http = httpx.Client(
-            timeout=timeout, limits=limits or DEFAULT_LIMITS, transport=transport, follow_redirects=False
+            timeout=timeout,
+            limits=limits or DEFAULT_LIMITS,
+            transport=transport,
+            follow_redirects=False,
+            verify=ssl_context(verify, cert),
         )
 
     # ---------------------------------------------------------------------------------------------- I/O
@@ -156,9 +178,19 @@ class VaultClient:
         return self._core.base_url
 
     @property
-    def identity(self) -> object | None:
-        """The identity given at construction (used by the security layer)."""
+    def identity(self) -> Identity | None:
+        """The identity requests are signed with."""
         return self._core.identity
+
+    @property
+    def tokens(self) -> TokenSource:
+        """OAuth2 bearer tokens for the hub's FHIR side, obtained with :attr:`identity` and refreshed by
+        themselves: ``vault.tokens.get(http)``, or ``auth=vault.tokens.auth()`` on any httpx request."""
+        return self._core.tokens
+
+    def access_token(self) -> str:
+        """A valid bearer token for the hub's FHIR side (fetched from ``/oauth2/token`` when needed)."""
+        return self._run(self._core.tokens.flow())
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -1,10 +1,18 @@
-"""The XDS.b wire protocol of the client: SOAP 1.2 + WS-Addressing, MTOM/XOP, ITI-41/18/43/57.
+"""The XDS.b wire protocol of the client: SOAP 1.2 + WS-Addressing, MTOM/XOP, ITI-41/18/43/57, WS-Security.
 
-Builds each request with the shared bindings (:mod:`rsb_connector.xds`) and reads each response with
-:class:`SoapSink`, which checks, in order: an HTTP error page (→ :class:`~.models.HttpStatusError`, a
-TransportError), the Content-Type (→ ProtocolError), the MTOM packaging (truncated → ProtocolError), the XML (the one
-hardened parser), the SOAP envelope, a SOAP Fault (→ HubRefused, code = the fault's subcode or code), the
-``wsa:RelatesTo`` (must be the request's MessageID → else ProtocolError), the ``wsa:Action`` and the Body element.
+Builds each request with the shared bindings (:mod:`rsb_connector.xds`), signs it with the client's identity
+(:func:`~rsb_connector.security.wssec.sign_envelope`: Timestamp, BinarySecurityToken, a signature over the Body, the
+Timestamp and the WS-Addressing headers) and serializes it ONCE: those exact bytes are sent (as the MTOM root part
+when documents travel as attachments; the Security header's base64 is never MTOM-optimised). A signed ITI-41 always
+carries each document's ``hash`` and ``size`` in its signed metadata: they bind the attachments, which the signature
+does not cover, to the signature; the client refuses to send a signed ITI-41 without them.
+
+Each response is read by :class:`SoapSink`, which checks, in order: an HTTP error page (→
+:class:`~.models.HttpStatusError`, a TransportError), the Content-Type (→ ProtocolError), the MTOM packaging
+(truncated → ProtocolError), the XML (the one hardened parser), the SOAP envelope, the hub's WS-Security signature
+when a trust store is configured (→ ProtocolError; from then on only the signed copies are read), a SOAP Fault (→
+HubRefused, code = the fault's subcode or code), the ``wsa:RelatesTo`` (must be the request's MessageID → else
+ProtocolError), the ``wsa:Action`` and the Body element.
 """
 
 from __future__ import annotations
@@ -14,14 +22,16 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 
-from ..errors import HubRefused, Problem, ProtocolError
+from ..errors import HubRefused, MetadataError, Problem, ProtocolError
 from ..metadata.content import DigestingWriter, iter_chunks
 from ..metadata.model import AvailabilityStatus, Submission
 from ..query import Query
+from ..security.identity import Identity
+from ..security.wssec import WsSecurityError, WsSecurityVerifier, sign_envelope
 from ..security.xml import XmlLimits, parse_xml
 from ..xds import constants as c
 from ..xds import iti18, iti41, iti43, iti57
@@ -105,10 +115,12 @@ class SoapSink(ResponseSink[R]):
         payload_tag: str,
         interpret: Callable[[SoapReply], R],
         spool_dir: Path,
+        verifier: WsSecurityVerifier | None = None,
         max_root_bytes: int = MAX_ROOT_BYTES,
         max_plain_bytes: int = MAX_PLAIN_BYTES,
     ) -> None:
         self.transaction = transaction
+        self.verifier = verifier
         self.url = url
         self.message_id = message_id
         self.response_action = response_action
@@ -174,6 +186,8 @@ class SoapSink(ResponseSink[R]):
             message = parse_envelope(envelope)
         except ProtocolError as exc:
             raise ProtocolError(f"{self._where()}: the answer is not a SOAP 1.2 message: {exc}") from None
+        if self.verifier is not None:
+            message = self._verified(message)
         fault = parse_fault(message)
         if fault is not None:
             if message.relates_to is not None and message.relates_to != self.message_id:
@@ -209,6 +223,22 @@ class SoapSink(ResponseSink[R]):
         self._mtom = None
         return result
 
+    def _verified(self, message: SoapMessage) -> SoapMessage:
+        """The signed copies of the answer; ProtocolError when its signature does not verify."""
+        assert self.verifier is not None
+        try:
+            return self.verifier.verify(message.envelope).soap_message()
+        except WsSecurityError as exc:
+            said = ""
+            with contextlib.suppress(ProtocolError):
+                fault = parse_fault(message)
+                if fault is not None:
+                    said = f"; the unverified answer is a fault saying: {fault.reason[:300]}"
+            raise ProtocolError(
+                f"{self._where()}: the hub's answer failed WS-Security verification ({exc.fault_code}: {exc.message})"
+                f"{said}"
+            ) from None
+
     def _mismatch(self, relates_to: str | None) -> ProtocolError:
         if relates_to is None:
             return ProtocolError(f"{self._where()}: the answer has no wsa:RelatesTo (expected {self.message_id})")
@@ -222,6 +252,22 @@ class SoapSink(ResponseSink[R]):
         if self._mtom is not None:
             self._mtom.discard()
             self._mtom = None
+
+
+def _require_hash_and_size(submission: Submission) -> None:
+    """Refuse to sign an ITI-41 whose documents lack hash or size: the signature would not bind the attachments."""
+    problems = [
+        Problem(
+            "XDSRepositoryMetadataError",
+            "a signed submission must carry the hash and size of each document (they bind the attachment bytes to "
+            "the signature): build the entry with compute_digest=True, from bytes, a path or a seekable stream",
+            f"DocumentEntry[{entry.entry_uuid}]",
+        )
+        for entry in submission.entries
+        if entry.hash is None or entry.size is None
+    ]
+    if problems:
+        raise MetadataError(problems)
 
 
 def _registry_outcome(reply: SoapReply) -> SubmitOutcome:
@@ -291,18 +337,41 @@ class XdsProtocol(WireProtocol):
 
     name: ClassVar[str] = "xds"
 
-    def __init__(self, exchange: Exchange, *, base_url: str, mtom: bool, source_id: str, spool_dir: Path) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        base_url: str,
+        mtom: bool,
+        source_id: str,
+        spool_dir: Path,
+        identity: Identity | None = None,
+        verifier: WsSecurityVerifier | None = None,
+        ttl: int = 60,
+    ) -> None:
         self._exchange = exchange
         self.registry_url = f"{base_url}/xds/registry"
         self.repository_url = f"{base_url}/xds/repository"
         self.mtom = mtom
         self.source_id = source_id
         self.spool_dir = spool_dir
+        self.identity = identity
+        self.verifier = verifier
+        self.ttl = ttl
+
+    def _envelope(self, url: str, action: str, payload: etree._Element, message_id: str) -> bytes:
+        """The request envelope, signed with the identity when there is one, serialized once."""
+        envelope = build_envelope(payload, action=action, message_id=message_id, to=url)
+        if self.identity is not None:
+            sign_envelope(envelope, self.identity, ttl=self.ttl)
+        return serialize(envelope)
+
+    def _sink(self, **kwargs: Any) -> SoapSink[Any]:
+        return SoapSink(verifier=self.verifier, **kwargs)
 
     def _request(self, url: str, action: str, payload: etree._Element, message_id: str, *, mtom: bool) -> HttpRequest:
         """A SOAP request without attachments: plain, or MTOM (so that the answer comes back as MTOM)."""
-        envelope = build_envelope(payload, action=action, message_id=message_id, to=url)
-        xml = serialize(envelope)
+        xml = self._envelope(url, action, payload, message_id)
         if mtom:
             writer = MtomWriter(xml, [], action=action)
             return HttpRequest("POST", url, {"content-type": writer.content_type}, writer.to_bytes())
@@ -311,6 +380,8 @@ class XdsProtocol(WireProtocol):
     # ------------------------------------------------------------------------------------------ ITI-41
     def submit(self, submission: Submission, contents: Sequence[OutgoingContent]) -> Flow[SubmitOutcome]:
         url = self.repository_url
+        if self.identity is not None:
+            _require_hash_and_size(submission)
 
         def prepare() -> tuple[HttpRequest, ResponseSink[SubmitOutcome]]:
             message_id = new_message_id()
@@ -321,10 +392,8 @@ class XdsProtocol(WireProtocol):
                     content.entry_uuid: XopRef(attachment.cid)
                     for content, attachment in zip(contents, attachments, strict=True)
                 }
-                envelope = build_envelope(
-                    iti41.build_request(submission, parts), action=c.ACTION_ITI41, message_id=message_id, to=url
-                )
-                writer = MtomWriter(serialize(envelope), attachments, action=c.ACTION_ITI41)
+                xml = self._envelope(url, c.ACTION_ITI41, iti41.build_request(submission, parts), message_id)
+                writer = MtomWriter(xml, attachments, action=c.ACTION_ITI41)
                 headers = {"content-type": writer.content_type}
                 if writer.content_length is not None:
                     headers["content-length"] = str(writer.content_length)
@@ -336,7 +405,7 @@ class XdsProtocol(WireProtocol):
                 request = self._request(
                     url, c.ACTION_ITI41, iti41.build_request(submission, inline), message_id, mtom=False
                 )
-            sink = SoapSink(
+            sink = self._sink(
                 transaction="ITI-41",
                 url=url,
                 message_id=message_id,
@@ -368,7 +437,7 @@ class XdsProtocol(WireProtocol):
         def prepare() -> tuple[HttpRequest, ResponseSink[QueryOutcome]]:
             message_id = new_message_id()
             request = self._request(url, c.ACTION_ITI18, iti18.build_request(query), message_id, mtom=False)
-            sink = SoapSink(
+            sink = self._sink(
                 transaction="ITI-18",
                 url=url,
                 message_id=message_id,
@@ -402,7 +471,7 @@ class XdsProtocol(WireProtocol):
         def prepare() -> tuple[HttpRequest, ResponseSink[RetrieveOutcome]]:
             message_id = new_message_id()
             request = self._request(url, c.ACTION_ITI43, iti43.build_request(requests), message_id, mtom=self.mtom)
-            sink = SoapSink(
+            sink = self._sink(
                 transaction="ITI-43",
                 url=url,
                 message_id=message_id,
@@ -431,7 +500,7 @@ class XdsProtocol(WireProtocol):
                 patient_id=patient_id, entry_uuid=entry_uuid, original=original, new=new, source_id=self.source_id
             )
             request = self._request(url, c.ACTION_ITI57, payload, message_id, mtom=False)
-            sink = SoapSink(
+            sink = self._sink(
                 transaction="ITI-57",
                 url=url,
                 message_id=message_id,

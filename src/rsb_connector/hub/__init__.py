@@ -6,4 +6,6 @@
 - :mod:`rsb_connector.hub.registry` — ITI-41 / ITI-18 / ITI-43 / ITI-57 semantics on top of a store, with the
   exact XDS error codes; no HTTP and no XML (the routes and the codec sit on top).
 - :mod:`rsb_connector.hub.population` — the documented synthetic population the hub can be seeded with.
+- :mod:`rsb_connector.hub.auth` — who is calling: WS-Security on SOAP, the OAuth2 token endpoint and
+  ``require_bearer`` for FHIR routes.
 """

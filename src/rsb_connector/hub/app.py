@@ -7,11 +7,18 @@ Every SOAP request goes through the same steps, in this order:
 2. **parse** — the root part with the one hardened XML parser (:mod:`rsb_connector.security.xml`), then the
    SOAP 1.2 envelope and its WS-Addressing headers;
 3. **authenticate** — an :class:`Authenticator` turns the message into a :class:`~rsb_connector.hub.registry.Caller`
-   (anonymous until WS-Security is switched on; the seam is here so signatures and consent slot in);
-4. **dispatch** — on ``wsa:Action``, per endpoint (repository: ITI-41, ITI-43; registry: ITI-18, ITI-57); a Body
-   that is not the element the action announces is refused;
+   AND the message to process: with WS-Security (:class:`~rsb_connector.hub.auth.WsSecurityAuthenticator`) that is
+   a view made of the signed copies only, which replaces the parsed message from here on; a refusal is a SOAP Fault
+   whose Subcode is the WS-Security fault code (``wsse:FailedCheck``, ``wsse:InvalidSecurityToken``...);
+4. **dispatch** — on the (signed) ``wsa:Action``, per endpoint (repository: ITI-41, ITI-43; registry: ITI-18,
+   ITI-57); a (signed) Body that is not the element the action announces is refused;
 5. **answer** — a response envelope with ``wsa:RelatesTo`` = the request's MessageID, as MTOM when the request was
    MTOM (some deployed sources accept nothing else), else plain SOAP; failures of the message itself are SOAP Faults.
+   With a hub identity every answer, faults included, is signed (WS-Security, serialized once).
+
+A signed ITI-41 must carry the ``hash`` and ``size`` of every document in its (signed) metadata: they are what binds
+an MTOM attachment, which the signature does not cover, to the signature; the repository compares them with the
+bytes received (``XDSRepositoryMetadataError`` when missing or different). Nothing is stored on any refusal.
 
 Spooled attachments not adopted by the store are deleted whatever happens.
 """
@@ -31,21 +38,24 @@ from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from rsb_connector.errors import Problem, ProtocolError, QueryError
 from rsb_connector.identifiers import mask_ssin
 from rsb_connector.metadata.content import digest
-from rsb_connector.metadata.model import AssociationType
+from rsb_connector.metadata.model import AssociationType, DocumentEntry
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.wssec import WsSecurityError, sign_envelope
 from rsb_connector.security.xml import XmlLimits, parse_xml
 from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, iti41, iti43, iti57, soap
 from rsb_connector.xds.mtom import MtomMessage, MtomParser, MtomWriter, OutgoingAttachment, is_mtom, new_cid
 from rsb_connector.xds.parts import Inline, XopRef
 
+from .auth import Authentication, HubSecurity, WsSecurityAuthenticator, token_route
 from .registry import Caller, IncomingDocument, Registry
 
-__all__ = ["AnonymousAuthenticator", "Authenticator", "HubConfig", "SoapContext", "create_app"]
+__all__ = ["AnonymousAuthenticator", "Authentication", "Authenticator", "HubConfig", "SoapContext", "create_app"]
 
 log = logging.getLogger("rsb_connector.hub")
 
@@ -68,12 +78,19 @@ class HubConfig:
 
 @dataclass(slots=True)
 class SoapContext:
-    """Everything known about one SOAP request once received and parsed."""
+    """Everything known about one SOAP request once received and parsed.
+
+    Attributes:
+        message: the parsed message until authentication, then the authenticator's view of it (for a signed
+            request: the signed copies only).
+        signed: True when the caller was authenticated by a verified WS-Security signature.
+    """
 
     endpoint: str
     message: soap.SoapMessage
     mtom: MtomMessage | None
     caller: Caller = field(default_factory=Caller)
+    signed: bool = False
 
     @property
     def is_mtom(self) -> bool:
@@ -81,16 +98,17 @@ class SoapContext:
 
 
 class Authenticator(Protocol):
-    """Turns a parsed request into the caller it comes from, or raises to refuse it."""
+    """Turns a parsed request into the caller it comes from and the message to process, or raises to refuse it
+    (:class:`~rsb_connector.security.wssec.WsSecurityError` becomes a SOAP Fault with its WS-Security code)."""
 
-    def authenticate(self, context: SoapContext) -> Caller: ...
+    def authenticate(self, context: SoapContext) -> Authentication: ...
 
 
 class AnonymousAuthenticator:
-    """Accepts every request as an unauthenticated caller (for a first local try only)."""
+    """Accepts every request as an unauthenticated caller, unverified (a hub without any PKI)."""
 
-    def authenticate(self, context: SoapContext) -> Caller:
-        return Caller()
+    def authenticate(self, context: SoapContext) -> Authentication:
+        return Authentication(Caller(), context.message, signed=False)
 
 
 @dataclass(slots=True)
@@ -138,6 +156,8 @@ class _XdsEndpoints:
         payload = _payload(ctx)
         parsed = iti41.parse_request(payload)
         problems = list(parsed.problems)
+        if ctx.signed:
+            problems += _unbound_documents(parsed.submission.entries)
         incoming: dict[str, IncomingDocument] = {}
         for doc_id, part in parsed.documents.items():
             if isinstance(part, XopRef):
@@ -264,6 +284,24 @@ def _payload(ctx: SoapContext) -> etree._Element:
     return payload
 
 
+def _unbound_documents(entries: Sequence[DocumentEntry]) -> list[Problem]:
+    """A signed submission's entries without ``hash`` or ``size``: an attachment could be swapped under them."""
+    problems = []
+    for entry in entries:
+        missing = [name for name, value in (("hash", entry.hash), ("size", entry.size)) if value is None]
+        if missing:
+            problems.append(
+                Problem(
+                    "XDSRepositoryMetadataError",
+                    f"a signed submission must carry the {' and '.join(missing)} of every document in its metadata: "
+                    "they bind the document bytes (an MTOM attachment, which the signature does not cover) to the "
+                    "signature; send the SHA-1 and the length of the exact bytes attached",
+                    path=f"DocumentEntry[{entry.entry_uuid}]." + missing[0],
+                )
+            )
+    return problems
+
+
 def _missing_attachment(doc_id: str, cid: str, why: str) -> Problem:
     return Problem(
         "XDSMissingDocument",
@@ -271,6 +309,12 @@ def _missing_attachment(doc_id: str, cid: str, why: str) -> Problem:
         "send the document as an MTOM part with that Content-ID, or inline as base64",
         path=f"Document[{doc_id}]",
     )
+
+
+def _who(caller: Caller) -> str:
+    """The caller for a log line: a patient's SSIN masked, professional and organisation numbers as they are."""
+    subject = caller.subject
+    return mask_ssin(subject) if caller.ssin or subject.startswith("ssin:") else subject
 
 
 def _short(status: str) -> str:
@@ -287,10 +331,14 @@ class SoapPipeline:
         spool_dir: Path,
         config: HubConfig | None = None,
         authenticator: Authenticator | None = None,
+        signer: Identity | None = None,
+        response_ttl: int = 60,
     ) -> None:
         self.config = config or HubConfig()
         self.spool_dir = spool_dir
         self.authenticator = authenticator or AnonymousAuthenticator()
+        self.signer = signer
+        self.response_ttl = response_ttl
         self.endpoints = _XdsEndpoints(registry, self.config)
 
     async def __call__(self, request: Request, endpoint: str) -> Response:
@@ -306,14 +354,26 @@ class SoapPipeline:
                 raise _SoapFault(str(exc)) from exc
             relates_to = message.message_id
             context = SoapContext(endpoint=endpoint, message=message, mtom=mtom)
-            context.caller = self.authenticator.authenticate(context)
+            try:
+                verdict = self.authenticator.authenticate(context)
+            except WsSecurityError as exc:
+                raise _SoapFault(
+                    f"WS-Security: {exc.message}", subcode=(c.WSSE, exc.fault_code.partition(":")[2])
+                ) from exc
+            context.caller, context.message, context.signed = verdict.caller, verdict.message, verdict.signed
             answer = await self._dispatch(context)
             response = self._respond(answer, context)
-            log.info("%s %s in %.1f ms", endpoint, answer.summary, (time.perf_counter() - started) * 1000)
+            log.info(
+                "%s %s caller=%s in %.1f ms",
+                endpoint,
+                answer.summary,
+                _who(context.caller),
+                (time.perf_counter() - started) * 1000,
+            )
             return response
         except _SoapFault as fault:
             log.info("%s fault %s: %s", endpoint, fault.subcode[1] if fault.subcode else fault.code, fault.reason)
-            return _fault_response(fault, relates_to)
+            return _fault_response(fault, relates_to, self._sign)
         finally:
             if mtom is not None:
                 # Attachments adopted by the store were moved away; whatever is left is deleted here.
@@ -395,9 +455,15 @@ class SoapPipeline:
             )
         return await handler(context)
 
+    def _sign(self, envelope: etree._Element) -> bytes:
+        """The answer's bytes: signed when the hub has an identity, serialized once."""
+        if self.signer is not None:
+            sign_envelope(envelope, self.signer, ttl=self.response_ttl)
+        return soap.serialize(envelope)
+
     def _respond(self, answer: _Answer, context: SoapContext) -> Response:
         envelope = soap.build_envelope(answer.payload, action=answer.action, relates_to=context.message.message_id)
-        xml = soap.serialize(envelope)
+        xml = self._sign(envelope)
         if not context.is_mtom:
             return Response(xml, media_type=None, headers={"content-type": soap.soap_content_type(answer.action)})
         writer = MtomWriter(xml, answer.attachments, action=answer.action)
@@ -414,13 +480,13 @@ async def _threaded(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _fault_response(fault: _SoapFault, relates_to: str | None) -> Response:
+def _fault_response(fault: _SoapFault, relates_to: str | None, sign: Callable[[etree._Element], bytes]) -> Response:
     code = fault.code if fault.code in soap.FAULT_CODES else "Sender"
     envelope = soap.build_fault(code, fault.reason, subcode=fault.subcode, relates_to=relates_to)
     status = 500  # SOAP 1.2 HTTP binding: a Sender fault is 400, a Receiver fault 500
     if code in ("Sender", "VersionMismatch"):
         status = 400
-    return Response(soap.serialize(envelope), status_code=status, headers={"content-type": soap.SOAP_CONTENT_TYPE})
+    return Response(sign(envelope), status_code=status, headers={"content-type": soap.SOAP_CONTENT_TYPE})
 
 
 def create_app(
@@ -429,14 +495,32 @@ def create_app(
     spool_dir: Path,
     config: HubConfig | None = None,
     authenticator: Authenticator | None = None,
-    extra_routes: Sequence[Route] = (),
+    security: HubSecurity | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
     on_shutdown: Sequence[Callable[[], None]] = (),
 ) -> Starlette:
     """Build the hub's ASGI app over a registry.
 
-    Routes: ``POST /xds/repository`` (ITI-41, ITI-43), ``POST /xds/registry`` (ITI-18, ITI-57), ``GET /healthz``.
+    Routes: ``POST /xds/repository`` (ITI-41, ITI-43), ``POST /xds/registry`` (ITI-18, ITI-57), ``GET /healthz``,
+    and with ``security`` ``POST /oauth2/token``.
+
+    Args:
+        security: trust store, hub identity and strictness (:class:`~rsb_connector.hub.auth.HubSecurity`). With
+            it, SOAP requests are verified (:class:`~rsb_connector.hub.auth.WsSecurityAuthenticator` unless
+            ``authenticator`` says otherwise), answers are signed with its identity, the token endpoint is served
+            and ``app.state.rsb_security`` is set for :func:`~rsb_connector.hub.auth.require_bearer`. Without it
+            every request is anonymous and answers are unsigned.
     """
-    pipeline = SoapPipeline(registry, spool_dir=spool_dir, config=config, authenticator=authenticator)
+    if authenticator is None and security is not None:
+        authenticator = WsSecurityAuthenticator(security)
+    pipeline = SoapPipeline(
+        registry,
+        spool_dir=spool_dir,
+        config=config,
+        authenticator=authenticator,
+        signer=security.identity if security is not None else None,
+        response_ttl=security.response_ttl if security is not None else 60,
+    )
 
     async def repository(request: Request) -> Response:
         return await pipeline(request, "repository")
@@ -454,10 +538,13 @@ def create_app(
         for hook in on_shutdown:
             hook()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/xds/repository", repository, methods=["POST"]),
         Route("/xds/registry", registry_endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *([token_route(security)] if security is not None else []),
         *extra_routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.rsb_security = security
+    return app

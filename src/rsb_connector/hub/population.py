@@ -24,6 +24,11 @@ The population covers the cases apps must handle:
 
 ``patient_id`` is the XDS CX to put in ``patientId`` / ``$XDSDocumentEntryPatientId``; ``author_person`` is an
 XCN usable as ``authorPerson``; ``birth_date`` is ISO 8601 (``null`` when unknown).
+
+When the hub has a development PKI (``rsb hub serve --pki DIR --seed``), ``seed.json`` also lists its sample
+identities under ``"identities"`` (``{"id", "kind", "name", "client_id", "nihii", "ssin", "file", "pem_cert",
+"pem_key", "password"}``, file paths absolute), and a patient identity whose SSIN is not one of the seeded patients
+is registered too. The sample identities of ``rsb hub pki init`` ARE seeded people (same names and numbers).
 """
 
 from __future__ import annotations
@@ -31,13 +36,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..identifiers import NIHDI_OID, Nihii, Ssin
 from .store import Store
+
+if TYPE_CHECKING:
+    from ..security.pki import PkiDescription
 
 __all__ = [
     "SEED_FORMAT_VERSION",
@@ -196,21 +205,60 @@ SEED_PROFESSIONALS: Final[tuple[SeedProfessional, ...]] = (
 """The seeded healthcare professionals (synthetic)."""
 
 
-def describe(today: date | None = None) -> dict[str, Any]:
-    """The JSON-able description of the synthetic population (what ``seed.json`` holds)."""
-    return {
+def _identity_patients(pki: PkiDescription, known: Sequence[str], today: date | None) -> list[dict[str, Any]]:
+    """The PKI's patient identities that are not seeded patients, described like seeded patients."""
+    extra = []
+    for record in pki.identities:
+        if record.kind != "patient" or not record.ssin or record.ssin in known:
+            continue
+        given, _, family = record.name.partition(" ")
+        sex: Literal["female", "male"] = "male" if int(record.ssin[6:9]) % 2 else "female"  # odd sequence: male
+        patient = SeedPatient(record.id, str(Ssin(record.ssin)), given, family or given, sex, "a PKI identity")
+        extra.append(patient.describe(today))
+    return extra
+
+
+def _identities(pki: PkiDescription) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "name": r.name,
+            "client_id": r.client_id,
+            "nihii": r.nihii,
+            "ssin": r.ssin,
+            "file": str(pki.path(r.file)),
+            "pem_cert": str(pki.path(r.pem_cert)),
+            "pem_key": str(pki.path(r.pem_key)),
+            "password": r.password,
+        }
+        for r in pki.identities
+    ]
+
+
+def describe(today: date | None = None, *, pki: PkiDescription | None = None) -> dict[str, Any]:
+    """The JSON-able description of the synthetic population (what ``seed.json`` holds); with ``pki``, its sample
+    identities and the patients they name."""
+    patients = [p.describe(today) for p in SEED_PATIENTS]
+    description: dict[str, Any] = {
         "format": "rsb-connector seed",
         "version": SEED_FORMAT_VERSION,
         "notice": _NOTICE,
         "patient_id_format": f"<ssin>^^^&{Ssin.OID}&ISO",
-        "patients": [p.describe(today) for p in SEED_PATIENTS],
+        "patients": patients,
         "professionals": [p.describe() for p in SEED_PROFESSIONALS],
     }
+    if pki is not None:
+        patients += _identity_patients(pki, [p["ssin"] for p in patients], today)
+        description["pki"] = str(pki.directory)
+        description["identities"] = _identities(pki)
+    return description
 
 
-def seed(store: Store, *, today: date | None = None) -> dict[str, Any]:
-    """Register the synthetic patients in the store's patient registry (idempotent) and describe the population."""
-    description = describe(today)
+def seed(store: Store, *, today: date | None = None, pki: PkiDescription | None = None) -> dict[str, Any]:
+    """Register the synthetic patients (and, with ``pki``, every patient its identities name) in the store's patient
+    registry (idempotent) and describe the population."""
+    description = describe(today, pki=pki)
     with store.write() as w:
         for patient in description["patients"]:
             w.register_patient(patient["patient_id"], patient)

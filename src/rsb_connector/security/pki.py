@@ -13,8 +13,8 @@
     DIR/identities.json         what is where: see :class:`PkiDescription`
 
 Every sample identity has valid Belgian identifiers (check digits computed) in the subject layout of
-:mod:`rsb_connector.security.identity`. The identifiers are fictitious; the SSINs are the public examples of
-``domain.md``. Everything here is for development and tests only: the password is shared and written down.
+:mod:`rsb_connector.security.identity`. The identifiers are fictitious: the people are the mock hub's synthetic
+seeded population. Everything here is for development and tests only: the password is shared and written down.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from rsb_connector.security.trust import TrustStore
 
 __all__ = [
     "DEFAULT_PASSWORD",
+    "DESCRIPTION_FILE",
     "HUB_CN",
     "SAMPLE_IDENTITIES",
     "DevelopmentCa",
@@ -82,23 +83,25 @@ class SampleSpec:
 
 
 SAMPLE_IDENTITIES: Final[tuple[SampleSpec, ...]] = (
-    SampleSpec("gp", "general practitioner (NIHII qualification 003)", "professional", "Dr Anne Dubois",
-               nihii="12345625003", ssin="85071512397", profession="persphysician"),
-    SampleSpec("specialist", "specialist physician (NIHII qualification 580)", "professional", "Dr Marc Janssens",
-               nihii="18765441580", ssin="79032145612", profession="persphysician"),
-    SampleSpec("nurse", "nurse (NIHII qualification 401)", "professional", "Sofie Peeters",
-               nihii="42345646401", profession="persnurse"),
-    SampleSpec("physiotherapist", "physiotherapist (NIHII qualification 560)", "professional", "Luc Martin",
-               nihii="53456797560", profession="persphysiotherapist"),
-    SampleSpec("pharmacist", "community pharmacist", "professional", "Ines Lambert",
-               nihii="64567851001", profession="perspharmacist"),
-    SampleSpec("patient1", "patient", "patient", "Jan Claes", ssin="73032929895"),
-    SampleSpec("patient2", "patient", "patient", "Marie Wouters", ssin="82121210976"),
+    SampleSpec("gp", "general practitioner (NIHII qualification 004)", "professional", "Dr Sophie Claes",
+               nihii="12345625004", profession="persphysician"),
+    SampleSpec("specialist", "specialist physician (NIHII qualification 580)", "professional", "Dr Karim Benali",
+               nihii="14087170580", profession="persphysician"),
+    SampleSpec("nurse", "home care nurse (NIHII qualification 401)", "professional", "Els De Smet",
+               nihii="43120755401", profession="persnurse"),
+    SampleSpec("physiotherapist", "physiotherapist (NIHII qualification 527)", "professional", "Thomas Wouters",
+               nihii="51834424527", profession="persphysiotherapist"),
+    SampleSpec("pharmacist", "community pharmacist", "professional", "Nadia Haddad",
+               nihii="62771965010", profession="perspharmacist"),
+    SampleSpec("patient1", "patient", "patient", "Lucas Peeters", ssin="87041213797"),
+    SampleSpec("patient2", "patient", "patient", "Amina El Idrissi", ssin="92021415810"),
     SampleSpec("hospital", "hospital (organisation NIHII and CBE)", "organisation", "Hopital Saint-Exemple",
                nihii="71000436", cbe="0412345614", profession="orghospital"),
 )  # fmt: skip
 """The sample population of :func:`init_pki`: two physicians (GP, specialist), a nurse, a physiotherapist, a
-pharmacist, two patients and a hospital."""
+pharmacist, two patients and a hospital. The people are the mock hub's seeded population
+(:mod:`rsb_connector.hub.population`: same names, NIHIIs and SSINs), so that ``rsb hub serve --seed`` knows every
+patient a sample identity names and every professional is a seeded one."""
 
 
 @dataclass(frozen=True, slots=True)

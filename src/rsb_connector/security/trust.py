@@ -1,7 +1,7 @@
 """Trust decisions: which certificates the hub (or the client) believes, and which messages it has already seen.
 
-:class:`TrustStore` decides whether a certificate chains to a trusted CA. It is where trust is decided: signxml,
-given a certificate, checks the signature with it but never whether the certificate itself is trustworthy.
+:class:`TrustStore` decides whether a certificate chains to a trusted CA. It is where trust is decided: the XML
+signature check only proves that the certificate's key signed, never that the certificate itself is trustworthy.
 Path building and checks come from ``cryptography.x509.verification`` (RFC 5280 / CA-B Forum profile) with one
 relaxation: the end-entity certificate need not carry a subjectAltName, since Belgian eHealth certificates name
 their holder in the subject only. So the leaf must have an AuthorityKeyIdentifier, no CA basicConstraints, and

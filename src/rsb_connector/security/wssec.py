@@ -42,6 +42,14 @@ Fault codes (``wsse:`` = the WS-Security 1.0 secext namespace, for the SOAP faul
                                    with a lifetime above ``ttl_max``
 =================================  ====================================================================
 
+The XML-DSig processing is done here, on purpose narrow, with lxml's exclusive C14N and ``cryptography``: a fixed
+``ds:Signature`` shape (SignedInfo, SignatureValue, KeyInfo), same-document ``#id`` references resolved by this
+module (never by a generic resolver), one exclusive C14N transform (an ``ec:InclusiveNamespaces`` PrefixList is
+honoured), digests compared in constant time. A general-purpose XML-DSig library does far more per message
+(copies, schema validation, generic transforms) than this profile needs; python-xmlsec interop is tested.
+Verified signer certificates are remembered (by DER, within their validity window) so that path building runs
+once per signer, not once per message.
+
 MTOM: the signature covers the XOP document, i.e. a Body holding ``xop:Include`` elements, not the attachment
 bytes. Attachments are protected by the hash and size slots inside the signed metadata, which the hub checks
 against the received bytes. The base64 inside the Security header (the BinarySecurityToken, the SignatureValue)
@@ -53,24 +61,28 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import uuid
+import hmac
+import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
+from xml.sax.saxutils import escape as _escape
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
-from signxml.exceptions import InvalidCertificate, InvalidInput, InvalidSignature, SignXMLException
-from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from rsb_connector.errors import RsbError
-from rsb_connector.security.identity import Identity, IdentityError, Principal, read_principal
+from rsb_connector.security.identity import MIN_RSA_KEY_SIZE, Identity, IdentityError, Principal, read_principal
 from rsb_connector.security.trust import ReplayCache, ReplayCacheFull, TrustStore, UntrustedCertificate
-from rsb_connector.xds.constants import SOAP12, WSA
+from rsb_connector.security.xml import make_parser
+from rsb_connector.xds.constants import SOAP12, WSA, WSSE, WSU
+from rsb_connector.xds.soap import SoapMessage
 
 __all__ = [
     "BASE64_BINARY",
@@ -94,8 +106,6 @@ __all__ = [
     "sign_envelope",
 ]
 
-WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 DS: Final = "http://www.w3.org/2000/09/xmldsig#"
 X509V3: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 BASE64_BINARY: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
@@ -118,17 +128,26 @@ _U = f"{{{WSU}}}"
 _D = f"{{{DS}}}"
 _WSU_ID = f"{_U}Id"
 
-_SIGNATURE_METHODS: Final = frozenset(
-    {SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}
-)
-_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
-_ALLOWED_SIGNATURE_URIS: Final = frozenset(m.value for m in _SIGNATURE_METHODS)
-_ALLOWED_DIGEST_URIS: Final = frozenset(d.value for d in _DIGESTS)
+EC: Final = EXC_C14N
+"""Namespace of ``ec:InclusiveNamespaces`` (the exclusive C14N algorithm URI)."""
+
+_KNOWN_SIGNERS: Final = 1024
+"""How many verified signer certificates a verifier remembers (then it starts over)."""
+
+_SIGNATURE_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
+    RSA_SHA256: hashes.SHA256,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": hashes.SHA384,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
+}
+_DIGEST_FUNCTIONS: Final[dict[str, Callable[[bytes], Any]]] = {
+    SHA256: hashlib.sha256,
+    "http://www.w3.org/2001/04/xmldsig-more#sha384": hashlib.sha384,
+    "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
+}
 # WS-Addressing headers that may appear once each (RelatesTo too: one reply to one message).
 _SINGLE_WSA: Final = frozenset(
     f"{_A}{n}" for n in ("Action", "MessageID", "To", "ReplyTo", "From", "FaultTo", "RelatesTo")
 )
-_SIGNATURE_LOCATION: Final = f"./{_S}Header/{_SE}Security/"
 
 
 class WsSecurityError(RsbError):
@@ -165,6 +184,7 @@ class VerifiedMessage:
         action / message_id / to / relates_to: values of the SIGNED WS-Addressing headers, ``None`` when the
             header is absent or was not signed.
         signed_headers: copies of every signed direct child of ``soap:Header``.
+        message: :meth:`soap_message`.
     """
 
     envelope: etree._Element
@@ -180,6 +200,7 @@ class VerifiedMessage:
     to: str | None
     relates_to: str | None
     signed_headers: tuple[etree._Element, ...]
+    message: SoapMessage = field(repr=False)
 
     @property
     def payload(self) -> etree._Element | None:
@@ -188,6 +209,12 @@ class VerifiedMessage:
             if isinstance(child.tag, str):
                 return child
         return None
+
+    def soap_message(self) -> SoapMessage:
+        """The message to process: a :class:`~rsb_connector.xds.soap.SoapMessage` made of the signed copies only
+        (a new Envelope holding the signed header blocks and the signed Body, with the WS-Addressing values that
+        were signed, ``None`` for any that was not). Process this, never :attr:`envelope`."""
+        return self.message
 
 
 # ------------------------------------------------------------------------------------------------------ signing
@@ -207,7 +234,7 @@ def _xsd_datetime(value: datetime) -> str:
 
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
-    return [c for c in parent if isinstance(c.tag, str)]
+    return list(parent.iterchildren(etree.Element))
 
 
 def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
@@ -222,25 +249,34 @@ def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, et
     return header, body
 
 
+_ID_ATTRIBUTES = etree.XPath("//@*[local-name()='Id']")
+
+
 def _id_attribute_values(root: etree._Element) -> dict[str, list[etree._Element]]:
     """Every value of an attribute whose local name is ``Id`` (wsu:Id or unqualified), with its elements."""
     found: dict[str, list[etree._Element]] = {}
-    for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue
-        for name, value in element.attrib.items():
-            key = str(name)
-            if key == "Id" or (key.endswith("}Id") and key.startswith("{")):
-                found.setdefault(str(value), []).append(element)
+    values = _ID_ATTRIBUTES(root)
+    assert isinstance(values, list)
+    for value in values:
+        assert isinstance(value, etree._ElementUnicodeResult)
+        parent = value.getparent()
+        assert parent is not None
+        found.setdefault(str(value), []).append(parent)
     return found
 
 
-def _ensure_id(element: etree._Element, prefix: str) -> str:
+def _ensure_id(element: etree._Element, prefix: str, fresh: list[bool] | None = None) -> str:
+    """The element's ``wsu:Id``, set to a new random value when it has none (``fresh`` records whether each id
+    was made here)."""
     current = element.get(_WSU_ID)
     if current:
+        if fresh is not None:
+            fresh.append(False)
         return current
-    new = f"{prefix}-{uuid.uuid4().hex}"
+    new = f"{prefix}-{os.urandom(16).hex()}"
     element.set(_WSU_ID, new)
+    if fresh is not None:
+        fresh.append(True)
     return new
 
 
@@ -299,48 +335,82 @@ def sign_envelope(
     _declare_wss_namespaces(envelope)
 
     created = _utc(now)
-    references: list[str] = [_ensure_id(body, "Body")]
+    fresh: list[bool] = []
+    targets: list[tuple[str, etree._Element]] = [(_ensure_id(body, "Body", fresh), body)]
     security = etree.Element(f"{_SE}Security", nsmap={"wsse": WSSE, "wsu": WSU})
     header.insert(0, security)
     security.set(f"{_S}mustUnderstand", "1")
     timestamp = etree.SubElement(security, f"{_U}Timestamp")
-    references.insert(0, _ensure_id(timestamp, "TS"))
+    targets.insert(0, (_ensure_id(timestamp, "TS", fresh), timestamp))
     etree.SubElement(timestamp, f"{_U}Created").text = _xsd_datetime(created)
     etree.SubElement(timestamp, f"{_U}Expires").text = _xsd_datetime(created + timedelta(seconds=ttl))
     token = etree.SubElement(
         security, f"{_SE}BinarySecurityToken", {"ValueType": X509V3, "EncodingType": BASE64_BINARY}
     )
     token_id = _ensure_id(token, "X509")
-    token.text = base64.b64encode(identity.certificate.public_bytes(Encoding.DER)).decode("ascii")
+    token.text = _token_text(identity)
     if sign_addressing:
         for block in _elements(header):
             if block.tag.startswith(_A):
-                references.append(_ensure_id(block, "WSA"))
+                targets.append((_ensure_id(block, "WSA", fresh), block))
 
-    ids = _id_attribute_values(envelope)
-    for ref in references:
-        if len(ids.get(ref, ())) != 1:
-            header.remove(security)  # leave the envelope unsigned rather than half-signed
-            raise ValueError(f"the Id {ref!r} is used by {len(ids.get(ref, ()))} elements; ids must be unique")
+    if not all(fresh):  # ids made here are random and unique; ids that were already there are checked
+        ids = _id_attribute_values(envelope)
+        for ref, _element in targets:
+            if len(ids.get(ref, ())) != 1:
+                header.remove(security)  # leave the envelope unsigned rather than half-signed
+                raise ValueError(f"the Id {ref!r} is used by {len(ids.get(ref, ()))} elements; ids must be unique")
 
-    key_info = etree.Element(f"{_D}KeyInfo", nsmap={"ds": DS})
-    str_el = etree.SubElement(key_info, f"{_SE}SecurityTokenReference", nsmap={"wsse": WSSE})
-    etree.SubElement(str_el, f"{_SE}Reference", {"URI": f"#{token_id}", "ValueType": X509V3})
-    signer = XMLSigner(
-        method=SignatureConstructionMethod.detached,
-        signature_algorithm="rsa-sha256",
-        digest_algorithm="sha256",
-        c14n_algorithm=EXC_C14N,
-    )
-    signature = signer.sign(
-        envelope,
-        key=identity.private_key,
-        reference_uri=[f"#{ref}" for ref in references],
-        key_info=key_info,
-        id_attribute="Id",
-    )
+    # The Signature is parsed from a template (much cheaper than building some 40 elements one by one), then
+    # filled in: digests first, then the signature over the canonical SignedInfo in its final place.
+    digests = [base64.b64encode(hashlib.sha256(_c14n(element)).digest()).decode("ascii") for _, element in targets]
+    signature = etree.fromstring(_signature_template(targets, digests, token_id))
     security.append(signature)
+    signed_info = signature[0]
+    signature[1].text = base64.b64encode(identity.sign(_c14n(signed_info))).decode("ascii")
     return envelope
+
+
+def _xml_attr(value: str) -> str:
+    """``value`` for an XML attribute in double quotes."""
+    return _escape(value, {'"': "&quot;"})
+
+
+def _signature_template(targets: list[tuple[str, etree._Element]], digests: list[str], token_id: str) -> bytes:
+    references = "".join(
+        f'<ds:Reference URI="#{_xml_attr(ref)}"><ds:Transforms><ds:Transform Algorithm="{EXC_C14N}"/>'
+        f'</ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"/><ds:DigestValue>{digest}</ds:DigestValue>'
+        "</ds:Reference>"
+        for (ref, _element), digest in zip(targets, digests, strict=True)
+    )
+    return (
+        f'<ds:Signature xmlns:ds="{DS}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{EXC_C14N}"/>'
+        f'<ds:SignatureMethod Algorithm="{RSA_SHA256}"/>{references}</ds:SignedInfo>'
+        f'<ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse="{WSSE}">'
+        f'<wsse:Reference URI="#{_xml_attr(token_id)}" ValueType="{X509V3}"/></wsse:SecurityTokenReference>'
+        "</ds:KeyInfo></ds:Signature>"
+    ).encode()
+
+
+_TOKEN_TEXTS: dict[str, str] = {}
+
+
+def _token_text(identity: Identity) -> str:
+    """The base64 DER of the identity's certificate (computed once per certificate)."""
+    text = _TOKEN_TEXTS.get(identity.fingerprint_sha256)
+    if text is None:
+        if len(_TOKEN_TEXTS) > 64:
+            _TOKEN_TEXTS.clear()
+        text = base64.b64encode(identity.certificate.public_bytes(Encoding.DER)).decode("ascii")
+        _TOKEN_TEXTS[identity.fingerprint_sha256] = text
+    return text
+
+
+def _c14n(element: etree._Element, prefixes: tuple[str, ...] = ()) -> bytes:
+    """Exclusive XML canonicalization (without comments) of ``element``'s subtree, in its document context."""
+    return etree.tostring(
+        element, method="c14n", exclusive=True, with_comments=False, inclusive_ns_prefixes=list(prefixes) or None
+    )
 
 
 # ------------------------------------------------------------------------------------------------- verification
@@ -365,45 +435,123 @@ def _parse_time(element: etree._Element | None, what: str) -> datetime:
 class _Reference:
     uri: str
     id: str
+    digest: Callable[[bytes], Any]
+    digest_value: bytes
+    prefixes: tuple[str, ...]
 
 
-def _check_signed_info(signature: etree._Element) -> list[_Reference]:
-    """Pin the algorithms and the reference forms before handing the signature to signxml."""
-    signed_info = signature.find(f"{_D}SignedInfo")
-    if signed_info is None:
-        raise WsSecurityError(INVALID_SECURITY, "the ds:Signature has no ds:SignedInfo")
-    c14n = signed_info.find(f"{_D}CanonicalizationMethod")
-    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
-        got = None if c14n is None else c14n.get("Algorithm")
-        raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"SignedInfo canonicalization must be {EXC_C14N}, got {got}")
-    method = signed_info.find(f"{_D}SignatureMethod")
-    if method is None or method.get("Algorithm") not in _ALLOWED_SIGNATURE_URIS:
-        got = None if method is None else method.get("Algorithm")
-        raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"signature method {got} refused: use {RSA_SHA256}")
+@dataclass(frozen=True, slots=True)
+class _SignedInfo:
+    element: etree._Element
+    prefixes: tuple[str, ...]
+    hash: type[hashes.HashAlgorithm]
+    references: list[_Reference]
+
+
+def _only(parent: etree._Element, expected: list[str], what: str) -> list[etree._Element]:
+    """The element children of ``parent``, which must be exactly the tags of ``expected`` in that order; a tag ending
+    with ``+`` may repeat (at least once), one ending with ``?`` is optional."""
+    children = _elements(parent)
+    index = 0
+    for tag in expected:
+        name, repeat, optional = tag.rstrip("+?"), tag.endswith("+"), tag.endswith("?")
+        count = 0
+        while index < len(children) and children[index].tag == name:
+            index += 1
+            count += 1
+            if not repeat:
+                break
+        if count == 0 and not optional:
+            raise WsSecurityError(INVALID_SECURITY, f"{what} lacks {etree.QName(name).localname}")
+    if index != len(children):
+        raise WsSecurityError(
+            INVALID_SECURITY, f"{what} holds an unexpected {etree.QName(children[index]).localname} element"
+        )
+    return children
+
+
+def _c14n_prefixes(method: etree._Element, what: str) -> tuple[str, ...]:
+    """The ``ec:InclusiveNamespaces/@PrefixList`` of an exclusive C14N method or transform (nothing else inside)."""
+    children = _elements(method)
+    if not children:
+        return ()
+    if len(children) != 1 or children[0].tag != f"{{{EC}}}InclusiveNamespaces":
+        raise WsSecurityError(INVALID_SECURITY, f"{what}: only an ec:InclusiveNamespaces parameter is accepted")
+    return tuple((children[0].get("PrefixList") or "").split())
+
+
+def _base64(element: etree._Element, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join((element.text or "").split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise WsSecurityError(INVALID_SECURITY, f"the {what} is not base64") from exc
+
+
+def _check_signed_info(signature: etree._Element) -> _SignedInfo:
+    """Pin the structure, the algorithms and the reference forms of the signature (nothing else is processed)."""
+    signed_info = _only(signature, [f"{_D}SignedInfo", f"{_D}SignatureValue", f"{_D}KeyInfo"], "the ds:Signature")[0]
+    c14n, method, *refs = _only(
+        signed_info,
+        [f"{_D}CanonicalizationMethod", f"{_D}SignatureMethod", f"{_D}Reference+"],
+        "the ds:SignedInfo",
+    )
+    if c14n.get("Algorithm") != EXC_C14N:
+        raise WsSecurityError(
+            UNSUPPORTED_ALGORITHM, f"SignedInfo canonicalization must be {EXC_C14N}, got {c14n.get('Algorithm')}"
+        )
+    hash_algorithm = _SIGNATURE_HASHES.get(method.get("Algorithm") or "")
+    if hash_algorithm is None or _elements(method):
+        raise WsSecurityError(
+            UNSUPPORTED_ALGORITHM, f"signature method {method.get('Algorithm')} refused: use {RSA_SHA256}"
+        )
     references: list[_Reference] = []
-    for ref in signed_info.findall(f"{_D}Reference"):
+    for ref in refs:
         uri = ref.get("URI") or ""
         if not uri.startswith("#") or len(uri) < 2 or uri.startswith("#xpointer("):
             raise WsSecurityError(
                 INVALID_SECURITY, f"reference URI {uri!r} refused: only same-document '#id' references are accepted"
             )
-        transforms = ref.find(f"{_D}Transforms")
-        algorithms = [] if transforms is None else [t.get("Algorithm") for t in _elements(transforms)]
-        if algorithms != [EXC_C14N]:
+        parts = _only(ref, [f"{_D}Transforms?", f"{_D}DigestMethod", f"{_D}DigestValue"], f"reference {uri}")
+        transforms = [] if parts[0].tag != f"{_D}Transforms" else _elements(parts[0])
+        if [t.get("Algorithm") for t in transforms] != [EXC_C14N] or transforms[0].tag != f"{_D}Transform":
             raise WsSecurityError(
                 UNSUPPORTED_ALGORITHM,
-                f"reference {uri}: transforms {algorithms} refused; exactly one exclusive C14N transform is required",
+                f"reference {uri}: transforms {[t.get('Algorithm') for t in transforms]} refused; exactly one "
+                "exclusive C14N transform is required",
             )
-        digest = ref.find(f"{_D}DigestMethod")
-        if digest is None or digest.get("Algorithm") not in _ALLOWED_DIGEST_URIS:
-            got = None if digest is None else digest.get("Algorithm")
-            raise WsSecurityError(UNSUPPORTED_ALGORITHM, f"reference {uri}: digest {got} refused: use {SHA256}")
-        references.append(_Reference(uri=uri, id=uri[1:]))
-    if not references:
-        raise WsSecurityError(INVALID_SECURITY, "the signature has no references")
+        digest_method, digest_value = parts[-2], parts[-1]
+        digest = _DIGEST_FUNCTIONS.get(digest_method.get("Algorithm") or "")
+        if digest is None:
+            raise WsSecurityError(
+                UNSUPPORTED_ALGORITHM, f"reference {uri}: digest {digest_method.get('Algorithm')} refused: use {SHA256}"
+            )
+        references.append(
+            _Reference(
+                uri=uri,
+                id=uri[1:],
+                digest=digest,
+                digest_value=_base64(digest_value, f"DigestValue of {uri}"),
+                prefixes=_c14n_prefixes(transforms[0], f"reference {uri}"),
+            )
+        )
     if len({r.id for r in references}) != len(references):
         raise WsSecurityError(INVALID_SECURITY, "the signature references the same element twice")
-    return references
+    return _SignedInfo(signed_info, _c14n_prefixes(c14n, "SignedInfo canonicalization"), hash_algorithm, references)
+
+
+def _signed_copies(canonicals: list[bytes]) -> list[etree._Element]:
+    """The canonical bytes that were digested, parsed again: what the signature covers and nothing else (no
+    comments, no unused namespace declarations). Each canonical form is a well-formed element declaring the
+    namespaces it uses, so all of them are parsed at once inside a neutral wrapper. Canonical XML carries no DTD
+    and comes from a tree that passed the wire limits already, so the hardened parser is enough here."""
+    try:
+        wrapper = etree.fromstring(b"<signed>" + b"".join(canonicals) + b"</signed>", parser=make_parser())
+    except etree.XMLSyntaxError as exc:  # pragma: no cover - canonical XML is well-formed
+        raise WsSecurityError(INVALID_SECURITY, "the signed content cannot be read") from exc
+    copies = _elements(wrapper)
+    if len(copies) != len(canonicals):  # pragma: no cover - one element per canonical form
+        raise WsSecurityError(INVALID_SECURITY, "the signed content cannot be read")
+    return copies
 
 
 class WsSecurityVerifier:
@@ -435,6 +583,12 @@ class WsSecurityVerifier:
         self.replay_cache = replay_cache if replay_cache is not None else ReplayCache()
         self.require_signed_addressing = require_signed_addressing
         self._now = now
+        # Signer certificates already chained to the trust store, by DER: (certificate, chain, principal, the window
+        # in which every certificate of the chain is valid). The trust store never changes, so a hit inside its
+        # window is the same decision, minus the path building.
+        self._known: dict[bytes, tuple[x509.Certificate, tuple[x509.Certificate, ...], Principal, datetime, datetime]]
+        self._known = {}
+        self._known_lock = threading.Lock()
 
     # -- steps -------------------------------------------------------------------------------------------
     @staticmethod
@@ -455,7 +609,7 @@ class WsSecurityVerifier:
         return header, body, securities[0]
 
     @staticmethod
-    def _token(security: etree._Element, signature: etree._Element) -> tuple[etree._Element, x509.Certificate]:
+    def _token(security: etree._Element, signature: etree._Element) -> tuple[etree._Element, bytes]:
         refs = signature.findall(f"{_D}KeyInfo/{_SE}SecurityTokenReference/{_SE}Reference")
         if len(refs) != 1:
             raise WsSecurityError(
@@ -478,16 +632,24 @@ class WsSecurityVerifier:
         if token.get("EncodingType", BASE64_BINARY) != BASE64_BINARY:
             raise WsSecurityError(INVALID_SECURITY_TOKEN, f"token EncodingType {token.get('EncodingType')} refused")
         try:
-            der = base64.b64decode("".join((token.text or "").split()), validate=True)
-            return token, x509.load_der_x509_certificate(der)
+            return token, base64.b64decode("".join((token.text or "").split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise WsSecurityError(
                 INVALID_SECURITY_TOKEN, "the BinarySecurityToken is not an X.509 certificate"
             ) from exc
 
-    def _trust(self, certificate: x509.Certificate, now: datetime) -> tuple[tuple[x509.Certificate, ...], Principal]:
+    def _trust(self, der: bytes, now: datetime) -> tuple[x509.Certificate, tuple[x509.Certificate, ...], Principal]:
+        known = self._known.get(der)
+        if known is not None and known[3] <= now <= known[4]:
+            return known[0], known[1], known[2]
         try:
-            chain = self.trust.verify_chain(certificate, now=now)
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise WsSecurityError(
+                INVALID_SECURITY_TOKEN, "the BinarySecurityToken is not an X.509 certificate"
+            ) from exc
+        try:
+            chain = tuple(self.trust.verify_chain(certificate, now=now))
         except UntrustedCertificate as exc:
             raise WsSecurityError(INVALID_SECURITY_TOKEN, str(exc)) from exc
         try:
@@ -502,7 +664,13 @@ class WsSecurityVerifier:
             raise WsSecurityError(
                 INVALID_SECURITY_TOKEN, f"the signer's certificate names no principal: {exc}"
             ) from exc
-        return tuple(chain), principal
+        valid_from = max(c.not_valid_before_utc for c in chain)
+        valid_until = min(c.not_valid_after_utc for c in chain)
+        with self._known_lock:
+            if len(self._known) >= _KNOWN_SIGNERS:
+                self._known.clear()
+            self._known[der] = (certificate, chain, principal, valid_from, valid_until)
+        return certificate, chain, principal
 
     # -- the whole check ---------------------------------------------------------------------------------
     def verify(self, envelope: etree._Element) -> VerifiedMessage:
@@ -527,7 +695,8 @@ class WsSecurityVerifier:
         if len(timestamps) != 1 or len(list(security.iter(f"{_U}Timestamp"))) != 1:
             raise WsSecurityError(INVALID_SECURITY, "the Security header must hold exactly one wsu:Timestamp")
         timestamp = timestamps[0]
-        references = _check_signed_info(signature)
+        signed_info = _check_signed_info(signature)
+        references = signed_info.references
 
         # Wrapping defences: every Id value names exactly one element, and each reference names an element at
         # an accepted position.
@@ -535,8 +704,8 @@ class WsSecurityVerifier:
         for value, elements in ids.items():
             if len(elements) > 1:
                 raise WsSecurityError(INVALID_SECURITY, f"the Id {value!r} is used by {len(elements)} elements")
-        token_element, certificate = self._token(security, signature)
-        chain, principal = self._trust(certificate, now)
+        token_element, der = self._token(security, signature)
+        certificate, chain, principal = self._trust(der, now)
         header_blocks = {id(b): b for b in _elements(header) if b is not security}
         targets: dict[str, etree._Element] = {}
         for ref in references:
@@ -575,35 +744,36 @@ class WsSecurityVerifier:
             if f"{_A}Action" not in seen_tags or f"{_A}MessageID" not in seen_tags:
                 raise WsSecurityError(INVALID_SECURITY, "a signed wsa:Action and wsa:MessageID are required")
 
-        config = SignatureConfiguration(
-            require_x509=True,
-            location=_SIGNATURE_LOCATION,
-            expect_references=len(references),
-            signature_methods=_SIGNATURE_METHODS,
-            digest_algorithms=_DIGESTS,
-            verification_time=now,
-        )
-        try:
-            results = XMLVerifier().verify(
-                envelope, x509_cert=certificate, expect_config=config, id_attribute="Id", validate_schema=True
+        public_key = certificate.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_KEY_SIZE:
+            raise WsSecurityError(
+                INVALID_SECURITY_TOKEN,
+                f"the signer's certificate must hold an RSA key of at least {MIN_RSA_KEY_SIZE} bits",
             )
-        except InvalidCertificate as exc:
-            raise WsSecurityError(INVALID_SECURITY_TOKEN, f"the signer's certificate was refused: {exc}") from exc
+        signature_value = signature.find(f"{_D}SignatureValue")
+        assert signature_value is not None  # _check_signed_info checked the structure
+        try:
+            public_key.verify(
+                _base64(signature_value, "SignatureValue"),
+                _c14n(signed_info.element, signed_info.prefixes),
+                padding.PKCS1v15(),
+                signed_info.hash(),
+            )
         except InvalidSignature as exc:
-            detail = str(exc).rstrip(": ") or "bad signature value"
-            raise WsSecurityError(FAILED_CHECK, f"the signature does not verify: {detail}") from exc
-        except InvalidInput as exc:
-            raise WsSecurityError(INVALID_SECURITY, f"the signature is malformed: {exc}") from exc
-        except SignXMLException as exc:  # pragma: no cover - other signxml refusals
-            raise WsSecurityError(INVALID_SECURITY, f"the signature was refused: {exc}") from exc
-        result_list = results if isinstance(results, list) else [results]
-        if len(result_list) != len(references):  # pragma: no cover - signxml enforces expect_references
-            raise WsSecurityError(INVALID_SECURITY, "the verified references do not match the SignedInfo")
-        signed_copies: dict[int, etree._Element] = {}
-        for ref, result in zip(references, result_list, strict=True):
-            if result.signed_xml is None:
-                raise WsSecurityError(INVALID_SECURITY, f"the signed content of {ref.uri} is not XML")
-            signed_copies[id(targets[ref.id])] = result.signed_xml
+            raise WsSecurityError(
+                FAILED_CHECK, "the signature does not verify: the SignatureValue does not match the SignedInfo"
+            ) from exc
+        canonicals: list[bytes] = []
+        for ref in references:
+            canonical = _c14n(targets[ref.id], ref.prefixes)
+            if not hmac.compare_digest(ref.digest(canonical).digest(), ref.digest_value):
+                raise WsSecurityError(
+                    FAILED_CHECK, f"the signature does not verify: Digest mismatch for reference {ref.uri}"
+                )
+            canonicals.append(canonical)
+        signed_copies = {
+            id(targets[ref.id]): copy for ref, copy in zip(references, _signed_copies(canonicals), strict=True)
+        }
 
         signed_timestamp = signed_copies[id(timestamp)]
         created = _parse_time(signed_timestamp.find(f"{_U}Created"), "Created")
@@ -632,28 +802,53 @@ class WsSecurityVerifier:
         action = signed_text("Action")
         message_id = signed_text("MessageID")
         until = expires + self.clock_skew
-        signature_value = "".join((signature.findtext(f"{_D}SignatureValue") or "").split())
+        signature_text = "".join((signature_value.text or "").split())
         try:
             if message_id is not None and not self.replay_cache.remember(f"wsa:{message_id}", until, now=now):
                 raise WsSecurityError(INVALID_SECURITY, f"replayed message: wsa:MessageID {message_id} was seen before")
-            sig_key = "sig:" + hashlib.sha256(signature_value.encode("ascii", "replace")).hexdigest()
+            sig_key = "sig:" + hashlib.sha256(signature_text.encode("ascii", "replace")).hexdigest()
             if not self.replay_cache.remember(sig_key, until, now=now):
                 raise WsSecurityError(INVALID_SECURITY, "replayed message: this signature was seen before")
         except ReplayCacheFull as exc:
             raise WsSecurityError(INVALID_SECURITY, str(exc)) from exc
 
+        # The view to process: a new Envelope adopting the signed copies (header blocks in document order).
+        signed_headers = tuple(signed_copies[id(b)] for b in _elements(header) if id(b) in signed_copies)
+        view = etree.Element(f"{_S}Envelope", nsmap={"soap": SOAP12})
+        view_header = etree.SubElement(view, f"{_S}Header")
+        view_header.extend(signed_headers)
+        signed_body = signed_copies[id(body)]
+        view.append(signed_body)
+        reply_to = None
+        for block in signed_headers:
+            if block.tag == f"{_A}ReplyTo":
+                reply_to = (block.findtext(f"{_A}Address") or "").strip() or None
+        to = signed_text("To")
+        relates_to = signed_text("RelatesTo")
+        message = SoapMessage(
+            envelope=view,
+            header=view_header,
+            body=signed_body,
+            action=action,
+            message_id=message_id,
+            to=to,
+            relates_to=relates_to,
+            reply_to=reply_to,
+            header_blocks=list(signed_headers),
+        )
         return VerifiedMessage(
             envelope=envelope,
             certificate=certificate,
             chain=chain,
             signer=principal,
             signed_ids=frozenset(targets),
-            body=signed_copies[id(body)],
+            body=signed_body,
             created=created,
             expires=expires,
             action=action,
             message_id=message_id,
-            to=signed_text("To"),
-            relates_to=signed_text("RelatesTo"),
-            signed_headers=tuple(signed_copies[id(b)] for b in _elements(header) if id(b) in signed_copies),
+            to=to,
+            relates_to=relates_to,
+            signed_headers=signed_headers,
+            message=message,
         )

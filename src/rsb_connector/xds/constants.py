@@ -18,6 +18,10 @@ LCM: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 QUERY: Final = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 XDSB: Final = "urn:ihe:iti:xds-b:2007"
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
+WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+"""WS-Security 1.0 secext: the ``wsse:Security`` header and the WS-Security fault codes (``wsse:FailedCheck``...)."""
+WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+"""WS-Security utility: ``wsu:Id`` and ``wsu:Timestamp``."""
 
 NSMAP: Final = {
     "soap": SOAP12,

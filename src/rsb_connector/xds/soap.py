@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from rsb_connector.errors import ProtocolError
-from rsb_connector.xds.constants import ACTION_FAULT, SOAP12, WSA
+from rsb_connector.xds.constants import ACTION_FAULT, SOAP12, WSA, WSSE, WSU
 
 __all__ = [
     "FAULT_CODES",
@@ -138,7 +138,9 @@ def build_envelope(
         reply_to_anonymous: add ``wsa:ReplyTo/wsa:Address`` = anonymous (requests).
         must_understand: mark ``wsa:Action`` and ``wsa:To`` with ``soap:mustUnderstand="1"``.
     """
-    envelope = etree.Element(f"{_S}Envelope", nsmap={"soap": SOAP12, "wsa": WSA})
+    # wsse / wsu are declared up front so that signing (rsb_connector.security.wssec) finds readable prefixes for
+    # the wsu:Id attributes it adds, without rewriting the tree's namespace declarations.
+    envelope = etree.Element(f"{_S}Envelope", nsmap={"soap": SOAP12, "wsa": WSA, "wsse": WSSE, "wsu": WSU})
     header = etree.SubElement(envelope, f"{_S}Header")
     action_el = etree.SubElement(header, f"{_A}Action")
     action_el.text = action
@@ -234,7 +236,7 @@ class SoapFaultInfo:
     subcode_name: tuple[str, str] | None = None
 
 
-_KNOWN_PREFIXES = {SOAP12: "soap", WSA: "wsa"}
+_KNOWN_PREFIXES = {SOAP12: "soap", WSA: "wsa", WSSE: "wsse"}
 
 
 def build_fault(
