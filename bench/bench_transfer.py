@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from rsb_connector.hub.population import SEED_PATIENTS
-from rsb_connector.metadata.builder import new_document, new_submission
+from rsb_connector.hub.population import SEED_PATIENTS, SEED_PROFESSIONALS
+from rsb_connector.metadata.builder import new_document, new_submission, professional_author
 from rsb_connector.security.identity import Identity
 from rsb_connector.security.pki import init_pki
 from rsb_connector.security.wssec import sign_envelope
@@ -81,7 +81,10 @@ def baseline(src: Path, dst: Path) -> float:
 
 
 def publish(http: httpx.Client, path: Path, patient: str, identity: Identity) -> tuple[float, str]:
-    entry = new_document(path, patient=patient, document_type="report", mime_type="application/octet-stream")
+    author = professional_author(SEED_PROFESSIONALS[0].nihii, family="Claes")  # the GP who signs
+    entry = new_document(
+        path, patient=patient, document_type="report", mime_type="application/octet-stream", author=author
+    )
     submission = new_submission([entry])
     payload = iti41.build_request(submission, {entry.entry_uuid: XopRef("big@bench")})
     envelope = soap.build_envelope(payload, action=c.ACTION_ITI41, message_id=soap.new_message_id())

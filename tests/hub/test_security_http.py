@@ -84,7 +84,9 @@ def counts(hub: Hub) -> Counts:
 
 
 def submission(content: bytes = b"consultation report\r\n") -> tuple[Submission, bytes]:
-    entry = new_document(content, patient=PATIENT, document_type="contactreport", mime_type="text/plain")
+    entry = new_document(
+        content, author=wire.GP_AUTHOR, patient=PATIENT, document_type="contactreport", mime_type="text/plain"
+    )
     return new_submission([entry]), content
 
 
@@ -255,7 +257,9 @@ def test_a_changed_action_is_refused(hub: Hub, http: httpx.Client, rsb_identity:
 
 def _evil_body(patient: str) -> etree._Element:
     """A Body holding an unsigned, well-formed ITI-41 for ``patient``."""
-    entry = new_document(b"evil", patient=patient, document_type="contactreport", mime_type="text/plain")
+    entry = new_document(
+        b"evil", author=wire.GP_AUTHOR, patient=patient, document_type="contactreport", mime_type="text/plain"
+    )
     body = etree.Element(f"{{{c.SOAP12}}}Body")
     body.append(iti41.build_request(new_submission([entry]), {entry.entry_uuid: XopRef("doc0@rsb.test")}))
     return body

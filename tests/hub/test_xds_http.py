@@ -66,7 +66,9 @@ def http(
 
 
 def doc(patient: str = PATIENT, content: bytes = b"consultation report\r\n", **kw: object) -> tuple[Submission, bytes]:
-    entry = new_document(content, patient=patient, document_type="contactreport", mime_type="text/plain", **kw)  # type: ignore[arg-type]
+    entry = new_document(
+        content, author=wire.GP_AUTHOR, patient=patient, document_type="contactreport", mime_type="text/plain", **kw
+    )  # type: ignore[arg-type]
     return new_submission([entry]), content
 
 
@@ -101,8 +103,10 @@ def test_11966_one_document_registered_found_and_retrieved_byte_exact(http: http
 
 def test_11979_two_documents_in_one_submission(http: httpx.Client) -> None:
     entries = [
-        new_document(b"one", patient=PATIENT, document_type="contactreport", mime_type="text/plain"),
-        new_document(b"two", patient=PATIENT, document_type="labresult", mime_type="text/plain"),
+        new_document(
+            b"one", author=wire.GP_AUTHOR, patient=PATIENT, document_type="contactreport", mime_type="text/plain"
+        ),
+        new_document(b"two", author=wire.GP_AUTHOR, patient=PATIENT, document_type="labresult", mime_type="text/plain"),
     ]
     submission = new_submission(entries)
     result = wire.provide(http, submission, {entries[0].entry_uuid: b"one", entries[1].entry_uuid: b"two"})
@@ -202,8 +206,12 @@ def test_12004_same_unique_id_same_hash_accepted_different_hash_refused(http: ht
 
 
 def test_12084_one_bad_entry_stores_nothing(http: httpx.Client) -> None:
-    good = new_document(b"good", patient=PATIENT, document_type="contactreport", mime_type="text/plain")
-    bad = new_document(b"bad", patient=PATIENT, document_type="labresult", mime_type="text/plain")
+    good = new_document(
+        b"good", author=wire.GP_AUTHOR, patient=PATIENT, document_type="contactreport", mime_type="text/plain"
+    )
+    bad = new_document(
+        b"bad", author=wire.GP_AUTHOR, patient=PATIENT, document_type="labresult", mime_type="text/plain"
+    )
     bad.type_code = None
     submission = new_submission([good, bad])
     result = wire.provide(http, submission, {good.entry_uuid: b"good", bad.entry_uuid: b"bad"})

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from lxml import etree
 
+from rsb_connector.hub.population import SEED_PROFESSIONALS
+from rsb_connector.metadata.builder import professional_author
 from rsb_connector.metadata.model import AvailabilityStatus, Submission
 from rsb_connector.query import Query
 from rsb_connector.security.identity import Identity
@@ -27,6 +29,9 @@ from rsb_connector.xds import iti18, iti41, iti43, iti57, soap
 from rsb_connector.xds.mtom import MtomParser, MtomWriter, OutgoingAttachment, is_mtom
 from rsb_connector.xds.parts import DocumentPart, Inline, XopRef
 from rsb_connector.xds.rs import RegistryResult
+
+GP_AUTHOR = professional_author(SEED_PROFESSIONALS[0].nihii, family="Claes", given="Sophie")
+"""The seeded GP, who signs these tests' messages: the hub only accepts documents naming their publisher."""
 
 
 class Peer(httpx.Client):

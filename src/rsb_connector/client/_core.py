@@ -35,7 +35,14 @@ import httpx
 
 from ..errors import HubError, HubRefused, IntegrityError, MetadataError, Problem, ProtocolError, TransportError
 from ..identifiers import SSIN_OID, Ssin, mask_ssin, parse_cx
-from ..metadata.builder import DEFAULT_SOURCE_ID, new_document, new_submission, new_uuid, to_dtm
+from ..metadata.builder import (
+    DEFAULT_SOURCE_ID,
+    new_document,
+    new_submission,
+    new_uuid,
+    professional_author,
+    to_dtm,
+)
 from ..metadata.content import ContentDigest, ContentSource, DigestingWriter, digest
 from ..metadata.model import (
     Association,
@@ -642,6 +649,19 @@ class ClientCore:
 
     # ---------------------------------------------------------------------------------------- publish
 
+    def _default_author(self, author: Author | None) -> Author | None:
+        """The author when none is given: the signing identity, when it is a healthcare professional.
+
+        The hub only accepts documents that name the professional who publishes them, so this is what a caller
+        means when it leaves ``author`` out.
+        """
+        if author is not None or self.identity is None:
+            return author
+        nihii = self.identity.nihii
+        if self.identity.kind != "professional" or nihii is None or nihii.is_organisation:
+            return None
+        return professional_author(nihii, family=self.identity.name, profession=self.identity.profession)
+
     def publish(
         self,
         content: ContentSource,
@@ -654,6 +674,7 @@ class ClientCore:
         **options: Unpack[DocumentOptions],
     ) -> Flow[Receipt]:
         """One document, one submission set (see :meth:`VaultClient.publish`)."""
+        author = self._default_author(author)
         entry = new_document(
             content,
             patient=patient,
@@ -676,6 +697,11 @@ class ClientCore:
     ) -> Flow[Receipt]:
         """Several documents of one patient in one submission set (see :meth:`VaultClient.publish_many`)."""
         docs = [NewDocument(*doc) for doc in documents]
+        signer = self._default_author(None)
+        if signer is not None:
+            for doc in docs:
+                if not doc.entry.authors:  # an entry that names no author is by the professional who signs
+                    doc.entry.authors.append(signer)
         submission = new_submission(
             [doc.entry for doc in docs], source_id=self.source_id, author=author, content_type=content_type, title=title
         )
@@ -753,6 +779,7 @@ class ClientCore:
             options["class_code"] = target.class_code.code
         if mime_type is None and _guess_mime(content) is None:
             mime_type = target.mime_type
+        author = self._default_author(author)
         entry = new_document(
             content,
             patient=Ssin.from_cx(new_patient),

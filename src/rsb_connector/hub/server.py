@@ -23,10 +23,14 @@ from starlette.routing import BaseRoute
 
 from ..security.pki import DESCRIPTION_FILE, PkiDescription, init_pki, load_pki
 from .app import Authenticator, HubConfig, create_app
+from .audit import AuditTrail
 from .auth import HubSecurity
+from .consent import ConsentRegistry
+from .enforcement import Enforcer
 from .population import seed as seed_population
 from .population import write_seed_json
 from .registry import Registry
+from .seed_consent import seed_consent
 from .store import SqliteStore
 
 __all__ = ["Hub", "build_hub", "default_pki", "serve"]
@@ -46,6 +50,9 @@ class Hub:
     seed: dict[str, Any] | None
     pki: PkiDescription | None = None
     security: HubSecurity | None = None
+    consents: ConsentRegistry | None = None
+    audit: AuditTrail | None = None
+    enforcer: Enforcer | None = None
 
     def close(self) -> None:
         """Close the store (the app's shutdown hook does the same when served)."""
@@ -71,6 +78,7 @@ def build_hub(
     allow_unsigned: bool = False,
     security: HubSecurity | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    enforce_consent: bool | None = None,
 ) -> Hub:
     """Open the store in ``data_dir`` (created if needed) and build the app over it.
 
@@ -88,6 +96,10 @@ def build_hub(
         security: a ready :class:`~rsb_connector.hub.auth.HubSecurity` (another trust store or identity); wins over
             ``pki``.
         extra_routes: more routes (e.g. the FHIR ones), after the XDS, health and token routes.
+        enforce_consent: apply the Belgian consent rules (consent, exclusions, therapeutic links, access matrix,
+            access rights, confidentiality, held-back documents) to every operation and audit it. ``None``: on
+            whenever callers are authenticated (a PKI and no ``allow_unsigned``), since the rules need to know
+            who asks; an anonymous first-try hub does not enforce them.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,13 +115,19 @@ def build_hub(
                 log.info("created a development PKI in %s", description_pki.directory)
         if description_pki is not None:
             security = HubSecurity.from_pki(description_pki, allow_unsigned=allow_unsigned)
+    if enforce_consent is None:
+        enforce_consent = security is not None and not allow_unsigned
     store = SqliteStore.open(data_dir)
     description: dict[str, Any] | None = None
     try:
+        audit = AuditTrail(store)
+        consents = ConsentRegistry(store, audit=audit)
+        enforcer = Enforcer(consents, audit) if enforce_consent else None
+        registry = Registry(store, max_results=max_results, enforcer=enforcer)
         if seed:
             description = seed_population(store, pki=description_pki)
+            description["consent"] = seed_consent(store, consents, registry=registry)
             write_seed_json(data_dir, description)
-        registry = Registry(store, max_results=max_results)
         app = create_app(
             registry,
             spool_dir=store.spool_dir,
@@ -130,6 +148,9 @@ def build_hub(
         seed=description,
         pki=description_pki,
         security=security,
+        consents=consents,
+        audit=audit,
+        enforcer=enforcer,
     )
 
 
