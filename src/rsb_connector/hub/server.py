@@ -24,9 +24,10 @@ from starlette.routing import BaseRoute
 from ..security.pki import DESCRIPTION_FILE, PkiDescription, init_pki, load_pki
 from .app import Authenticator, HubConfig, create_app
 from .audit import AuditTrail
-from .auth import HubSecurity
+from .auth import HubSecurity, require_bearer
 from .consent import ConsentRegistry
 from .enforcement import Enforcer
+from .fhir import fhir_routes
 from .population import seed as seed_population
 from .population import write_seed_json
 from .registry import Registry
@@ -134,7 +135,8 @@ def build_hub(
             config=config,
             authenticator=authenticator,
             security=security,
-            extra_routes=list(extra_routes),
+            # MHD (FHIR R4) over the same registry; its catch-all 404 for unknown /fhir paths comes last.
+            extra_routes=[*extra_routes, *fhir_routes(registry, authenticate=require_bearer)],
             on_shutdown=[store.close],
         )
     except BaseException:
