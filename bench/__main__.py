@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_find.py", "bench_transfer.py", "bench_load.py", "bench_signed.py"]
+BENCHES = ["bench_find.py", "bench_transfer.py", "bench_load.py", "bench_signed.py", "bench_mhd.py"]
 
 
 def main() -> int:
