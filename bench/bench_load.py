@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -59,9 +60,22 @@ class Stats:
             self.samples.append(f"{operation}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 
 
-async def session(index: int, url: str, deadline: float, size: int, stats: Stats, security: dict[str, Any]) -> None:
+def gp_patients(seed_json: Path) -> list[str]:
+    """The seeded patients the GP may publish for and read: a valid therapeutic link (and so a consent)."""
+    seed = json.loads(seed_json.read_text())["consent"]
+    consenting = {c["patient"] for c in seed["consents"] if c["revoked"] is None}
+    keys = {
+        link["patient"]
+        for link in seed["links"]
+        if link["professional"] == "gp" and link["valid_today"] and link["patient"] in consenting
+    }
+    return [p.ssin for p in SEED_PATIENTS if p.key in keys]
+
+
+async def session(
+    index: int, url: str, deadline: float, size: int, stats: Stats, security: dict[str, Any], patients: list[str]
+) -> None:
     rng = random.Random(index)
-    patients = [p.ssin for p in SEED_PATIENTS]
     published: list[str] = []
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
     async with AsyncVaultClient(url, timeout=30.0, limits=limits, **security) as vault:
@@ -96,11 +110,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def drive(url: str, sessions: int, duration: float, size: int, security: dict[str, Any]) -> tuple[Stats, float]:
+async def drive(
+    url: str, sessions: int, duration: float, size: int, security: dict[str, Any], patients: list[str]
+) -> tuple[Stats, float]:
     stats = Stats()
     started = time.monotonic()
     deadline = started + duration
-    await asyncio.gather(*(session(i, url, deadline, size, stats, security) for i in range(sessions)))
+    await asyncio.gather(*(session(i, url, deadline, size, stats, security, patients) for i in range(sessions)))
     return stats, time.monotonic() - started
 
 
@@ -132,20 +148,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identity", help="with --hub: sign as this identity (.p12 or .pem)")
     parser.add_argument("--password", help="with --hub: the identity's password")
     parser.add_argument("--ca", help="with --hub: the CA the hub's signed answers chain to")
+    parser.add_argument("--seed-json", help="with --hub: its seed.json, to pick the patients the GP may publish for")
     args = parser.parse_args(argv)
     if args.hub:
         security: dict[str, Any] = {
             "identity": Identity.load(args.identity, args.password) if args.identity else None,
             "trust": args.ca,
         }
-        stats, elapsed = asyncio.run(drive(args.hub, args.sessions, args.duration, args.size, security))
+        patients = gp_patients(Path(args.seed_json)) if args.seed_json else [p.ssin for p in SEED_PATIENTS]
+        stats, elapsed = asyncio.run(drive(args.hub, args.sessions, args.duration, args.size, security, patients))
         return report(stats, elapsed, args.sessions, args.size)
     with tempfile.TemporaryDirectory(prefix="rsb-bench-") as tmp:
         pki = init_pki(Path(tmp) / "pki")
         with LiveHub(Path(tmp) / "data", seed=True, pki=pki) as hub:
             print(f"hub at {hub.url} (log: {hub.log_path}), clients sign as the GP")
             security = {"identity": pki.load_identity("gp"), "trust": pki.trust_store()}
-            stats, elapsed = asyncio.run(drive(hub.url, args.sessions, args.duration, args.size, security))
+            patients = gp_patients(hub.data_dir / "seed.json")
+            print(f"publishing for the {len(patients)} seeded patients the GP has a therapeutic link with")
+            stats, elapsed = asyncio.run(drive(hub.url, args.sessions, args.duration, args.size, security, patients))
     return report(stats, elapsed, args.sessions, args.size)
 
 
