@@ -41,5 +41,9 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## make soak: a long run of the stateful consent test (10 000 random steps against the real hub, ~40 s)
+soak: $(STAMP)
+	RSB_STATEFUL_STEPS=10000 $(BIN)/pytest -q tests/hub/test_policy_stateful.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AccessDenied,
     HubError,
     HubRefused,
     IntegrityError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
     "AsyncVaultClient",
     "Cbe",
     "HubError",

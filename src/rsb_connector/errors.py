@@ -18,11 +18,13 @@ of the offending field, a message a person understands, and a severity.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "AccessDenied",
     "HubError",
     "HubRefused",
     "IntegrityError",
@@ -148,6 +150,70 @@ class HubRefused(HubError):
     """The hub refused the request as a whole (response status Failure): nothing was done."""
 
     prefix = "the hub refused the request"
+
+
+class AccessDenied(HubRefused):
+    """The hub's access policy (Belgian consent rules) refused the request: nothing was done.
+
+    Attributes:
+        rule: the rule that denied, as the hub names it (``consent``, ``exclusion``, ``therapeutic-link``,
+            ``access-matrix``...; see :class:`rsb_connector.policy.Rule`), or ``None`` when the hub did not say.
+        reason: why, for a person (SSINs masked).
+        fix: what would make it allowed (``None`` when nothing can).
+    """
+
+    prefix = "the hub's access policy refused the request"
+
+    def __init__(
+        self,
+        problems: Iterable[Problem],
+        message: str | None = None,
+        *,
+        rule: str | None = None,
+        reason: str = "",
+        fix: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(problems, message, status=status)
+        self.rule = rule
+        self.reason = reason
+        self.fix = fix
+
+    @classmethod
+    def from_problems(
+        cls, problems: Iterable[Problem], message: str | None = None, *, status: str | None = None
+    ) -> AccessDenied | None:
+        """The denial the hub's problems describe, or ``None`` when none of them is a policy refusal.
+
+        The hub reports a denial as ``LocalPolicyRestrictionError`` at path ``Policy[<RULE>]`` with the message
+        ``refused by the <rule> rule: <reason>. Fix: <fix>``; the first such problem gives :attr:`rule`,
+        :attr:`reason` and :attr:`fix`.
+        """
+        every = tuple(problems)
+        for problem in every:
+            if problem.code != LOCAL_POLICY_RESTRICTION:
+                continue
+            rule: str | None = None
+            named = _POLICY_PATH.fullmatch(problem.path)
+            if named:
+                rule = named.group(1).lower().replace("_", "-")
+            reason, fix = problem.message, None
+            said = _POLICY_MESSAGE.search(problem.message)
+            if said:
+                rule = said.group("rule")
+                reason = said.group("reason")
+                fix = said.group("fix")
+            return cls(every, message, rule=rule, reason=reason, fix=fix, status=status)
+        return None
+
+
+LOCAL_POLICY_RESTRICTION = "LocalPolicyRestrictionError"
+"""The XDS error code of a request refused by the hub's access policy."""
+
+_POLICY_PATH = re.compile(r"Policy\[([A-Z_]+)\]")
+_POLICY_MESSAGE = re.compile(
+    r"refused by the (?P<rule>[a-z-]+) rule: (?P<reason>.*?)(?:\. Fix: (?P<fix>.*))?$", re.DOTALL
+)
 
 
 class TransportError(RsbError):

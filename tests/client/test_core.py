@@ -122,7 +122,7 @@ def test_a_flow_raises_the_transport_error_when_retries_run_out() -> None:
     ("kwargs", "message"),
     [
         ({"base_url": "ftp://hub"}, "http"),
-        ({"base_url": "http://hub", "protocol": "mhd"}, "protocol"),
+        ({"base_url": "http://hub", "protocol": "hl7v2"}, "protocol"),
         ({"base_url": "http://hub", "retries": -1}, "retries"),
     ],
 )

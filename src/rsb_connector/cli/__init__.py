@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .client_commands import register as register_client_commands
 
     register_client_commands(sub)
+    from .consent_commands import register as register_consent_commands
+
+    register_consent_commands(sub, hub_sub)
     return parser
 
 

@@ -14,6 +14,7 @@ like ``httpx.Client`` / ``httpx.AsyncClient``::
         doc = vault.retrieve(receipt.document.unique_id)
 """
 
+from ..errors import AccessDenied
 from ._async import AsyncVaultClient
 from ._auth import AccessToken, BearerAuth, TokenSource
 from ._retry import RetryPolicy, Safety
@@ -32,6 +33,7 @@ from .models import (
 )
 
 __all__ = [
+    "AccessDenied",
     "AccessToken",
     "AsyncVaultClient",
     "BearerAuth",

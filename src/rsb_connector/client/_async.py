@@ -15,9 +15,16 @@ import httpx
 from ..identifiers import Ssin
 from ..metadata.content import ContentSource
 from ..metadata.model import Association, AssociationType, Author, DocumentEntry
+from ..policy import Decision
 from ..security.identity import Identity
 from ..security.trust import TrustStore
 from ._auth import TokenSource
+from ._consent import (
+    AsyncConsentApi,
+    AsyncExclusionsApi,
+    AsyncLinksApi,
+    ConsentFlows,
+)
 from ._core import (
     DEFAULT_LIMITS,
     RELATIONSHIP_TYPES,
@@ -57,7 +64,7 @@ class AsyncVaultClient:
         self,
         base_url: str = "http://127.0.0.1:8080",
         *,
-        protocol: Literal["xds"] = "xds",
+        protocol: Literal["xds", "mhd"] = "xds",
         identity: Identity | None = None,
         trust: TrustStore | str | os.PathLike[str] | None = None,
         verify: VerifyArg = True,
@@ -91,6 +98,14 @@ class AsyncVaultClient:
             follow_redirects=False,
             verify=ssl_context(verify, cert),
         )
+        consent_flows = ConsentFlows(self._core)
+        self.consent = AsyncConsentApi(consent_flows, self._run)
+        """The patient's sharing consent: ``grant``, ``revoke``, ``status``, ``trail`` (the patient's audit trail)."""
+        self.links = AsyncLinksApi(consent_flows, self._run)
+        """Therapeutic links: ``declare``, ``revoke``, ``list``."""
+        self.exclusions = AsyncExclusionsApi(consent_flows, self._run)
+        """Professionals the patient excludes: ``add``, ``remove``, ``list``."""
+        self._consent_flows = consent_flows
 
     # ---------------------------------------------------------------------------------------------- I/O
     async def _run(self, flow: Flow[T]) -> T:
@@ -138,6 +153,23 @@ class AsyncVaultClient:
     def tokens(self) -> TokenSource:
         """OAuth2 bearer tokens for the hub's FHIR side (see :attr:`VaultClient.tokens`)."""
         return self._core.tokens
+
+    async def check_access(
+        self,
+        patient: Ssin | str,
+        action: Literal["read", "find", "publish"] = "read",
+        *,
+        document_class: str | None = None,
+        break_the_glass: str | None = None,
+        confidentiality: str = "N",
+    ) -> Decision:
+        """Whether the hub would let this client's identity ``action`` the patient's documents (of
+        ``document_class``, e.g. ``labresult``; a read needs it), decided by the hub's own rules
+        (``GET /fhir/$check-access``): a :class:`~rsb_connector.policy.Decision` naming the rule that would deny
+        and what would fix it. Nothing is read or written; the hub's answer may change as consents change."""
+        return await self._run(
+            self._consent_flows.check_access(patient, action, document_class, break_the_glass, confidentiality)
+        )
 
     async def access_token(self) -> str:
         """A valid bearer token for the hub's FHIR side (fetched from ``/oauth2/token`` when needed)."""

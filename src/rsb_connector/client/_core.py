@@ -33,7 +33,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, Literal, Pro
 
 import httpx
 
-from ..errors import HubError, HubRefused, IntegrityError, MetadataError, Problem, ProtocolError, TransportError
+from ..errors import (
+    AccessDenied,
+    HubError,
+    HubRefused,
+    IntegrityError,
+    MetadataError,
+    Problem,
+    ProtocolError,
+    TransportError,
+)
 from ..identifiers import SSIN_OID, Ssin, mask_ssin, parse_cx
 from ..metadata.builder import (
     DEFAULT_SOURCE_ID,
@@ -255,11 +264,13 @@ class QueryOutcome(Outcome):
 
 @dataclass(frozen=True, slots=True)
 class DocumentLocator:
-    """Where a document is: its repository (and community) and its uniqueId."""
+    """Where a document is: its repository (and community) and its uniqueId; and its entryUUID when known (MHD
+    retrieves a document by the FHIR id made of it)."""
 
     repository_unique_id: str
     unique_id: str
     home_community_id: str | None = None
+    entry_uuid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,10 +492,17 @@ def _raise_for(outcome: Outcome, what: str) -> None:
     if outcome.status == STATUS_SUCCESS:
         return
     if outcome.status == STATUS_FAILURE:
-        raise HubRefused(outcome.problems, _summary(what, outcome.problems), status=outcome.status)
+        raise refused(outcome.problems, _summary(what, outcome.problems), status=outcome.status)
     if outcome.status == STATUS_PARTIAL_SUCCESS:
         raise HubError(outcome.problems, _summary(f"{what} in part", outcome.problems), status=outcome.status)
     raise ProtocolError(f"{what}: unknown response status {outcome.status!r}")
+
+
+def refused(problems: Sequence[Problem], message: str, *, status: str | None = None) -> HubRefused:
+    """The exception for a refusal: :class:`~rsb_connector.errors.AccessDenied` (naming the rule and the fix) when
+    the hub's access policy refused, else :class:`~rsb_connector.errors.HubRefused`."""
+    denied = AccessDenied.from_problems(problems, message, status=status)
+    return denied if denied is not None else HubRefused(problems, message, status=status)
 
 
 def _summary(what: str, problems: Sequence[Problem]) -> str:
@@ -547,19 +565,32 @@ class ClientCore:
         self.protocol = self._make_protocol(protocol)
 
     def _make_protocol(self, name: str) -> WireProtocol:
-        if name == "xds":
-            from ._xds import XdsProtocol
+        """XDS.b (``"xds"``), or MHD (``"mhd"``), which sends status updates and the stored queries ITI-67 cannot
+        express through an XDS protocol object."""
+        if name not in ("xds", "mhd"):
+            raise ValueError(f"unknown protocol {name!r}: use 'xds' (XDS.b SOAP) or 'mhd' (IHE MHD, FHIR R4)")
+        from ._xds import XdsProtocol
 
-            return XdsProtocol(
-                self.exchange,
-                base_url=self.base_url,
-                mtom=self.mtom,
-                source_id=self.source_id,
-                spool_dir=self._spool(),
-                identity=self.identity,
-                verifier=self.verifier,
-            )
-        raise ValueError(f"unknown protocol {name!r}: this version speaks 'xds' (MHD comes later)")
+        xds = XdsProtocol(
+            self.exchange,
+            base_url=self.base_url,
+            mtom=self.mtom,
+            source_id=self.source_id,
+            spool_dir=self._spool(),
+            identity=self.identity,
+            verifier=self.verifier,
+        )
+        if name == "xds":
+            return xds
+        from ._mhd import MhdProtocol
+
+        return MhdProtocol(
+            self.exchange,
+            base_url=self.base_url,
+            tokens=self.tokens if self.identity is not None else None,
+            xds=xds,
+            spool_dir=self._spool(),
+        )
 
     def _spool(self) -> Path:
         return self.spool_dir or Path(tempfile.gettempdir())
@@ -999,7 +1030,7 @@ class ClientCore:
             if outcome.status == STATUS_FAILURE or not outcome.parts:
                 if outcome.status == STATUS_SUCCESS:
                     raise ProtocolError(f"the repository answered Success without the document {locator.unique_id}")
-                raise HubRefused(
+                raise refused(
                     outcome.problems,
                     _summary(f"the repository refused to return {locator.unique_id}", outcome.problems),
                     status=outcome.status,
@@ -1030,7 +1061,7 @@ class ClientCore:
         placed: list[RetrievedDocument] = []
         try:
             if outcome.status == STATUS_FAILURE:
-                raise HubRefused(
+                raise refused(
                     outcome.problems,
                     _summary("the repository refused the retrieve", outcome.problems),
                     status=outcome.status,
@@ -1083,7 +1114,10 @@ class ClientCore:
                 if not entry.unique_id:
                     raise ValueError("the DocumentEntry has no unique_id: it cannot be retrieved")
                 locator = DocumentLocator(
-                    entry.repository_unique_id or self.repository_unique_id, entry.unique_id, entry.home_community_id
+                    entry.repository_unique_id or self.repository_unique_id,
+                    entry.unique_id,
+                    entry.home_community_id,
+                    entry.entry_uuid if is_registry_reference(entry.entry_uuid) else None,
                 )
             else:
                 locator = DocumentLocator(self.repository_unique_id, cast(str, doc))

@@ -14,9 +14,16 @@ import httpx
 from ..identifiers import Ssin
 from ..metadata.content import ContentSource
 from ..metadata.model import Association, AssociationType, Author, DocumentEntry
+from ..policy import Decision
 from ..security.identity import Identity
 from ..security.trust import TrustStore
 from ._auth import TokenSource
+from ._consent import (
+    ConsentApi,
+    ConsentFlows,
+    ExclusionsApi,
+    LinksApi,
+)
 from ._core import (
     DEFAULT_LIMITS,
     RELATIONSHIP_TYPES,
@@ -79,7 +86,7 @@ class VaultClient:
         self,
         base_url: str = "http://127.0.0.1:8080",
         *,
-        protocol: Literal["xds"] = "xds",
+        protocol: Literal["xds", "mhd"] = "xds",
         identity: Identity | None = None,
         trust: TrustStore | str | os.PathLike[str] | None = None,
         verify: VerifyArg = True,
@@ -98,7 +105,10 @@ class VaultClient:
         Args:
             base_url: the hub, e.g. ``http://127.0.0.1:8080`` (XDS endpoints ``/xds/registry`` and
                 ``/xds/repository`` below it).
-            protocol: ``"xds"`` (XDS.b SOAP); MHD comes later.
+            protocol: ``"xds"`` (XDS.b SOAP, signed) or ``"mhd"`` (IHE MHD 4.2, FHIR R4 JSON under ``/fhir``, with
+                bearer tokens obtained with ``identity``): the same operations, results and errors. Over MHD,
+                ``deprecate`` is an XDS ITI-57 (MHD has no status update) and the stored queries ITI-67 cannot
+                express (submission set contents, related documents) are XDS ITI-18.
             identity: who is calling (an :class:`~rsb_connector.Identity`, e.g. ``Identity.load("gp.p12",
                 password)``): every SOAP request is signed with it (WS-Security), and it obtains the FHIR side's
                 bearer tokens (:attr:`tokens`).
@@ -141,6 +151,14 @@ class VaultClient:
             follow_redirects=False,
             verify=ssl_context(verify, cert),
         )
+        consent_flows = ConsentFlows(self._core)
+        self.consent = ConsentApi(consent_flows, self._run)
+        """The patient's sharing consent: ``grant``, ``revoke``, ``status``, ``trail`` (the patient's audit trail)."""
+        self.links = LinksApi(consent_flows, self._run)
+        """Therapeutic links: ``declare``, ``revoke``, ``list``."""
+        self.exclusions = ExclusionsApi(consent_flows, self._run)
+        """Professionals the patient excludes: ``add``, ``remove``, ``list``."""
+        self._consent_flows = consent_flows
 
     # ---------------------------------------------------------------------------------------------- I/O
     def _run(self, flow: Flow[T]) -> T:
@@ -187,6 +205,23 @@ class VaultClient:
         """OAuth2 bearer tokens for the hub's FHIR side, obtained with :attr:`identity` and refreshed by
         themselves: ``vault.tokens.get(http)``, or ``auth=vault.tokens.auth()`` on any httpx request."""
         return self._core.tokens
+
+    def check_access(
+        self,
+        patient: Ssin | str,
+        action: Literal["read", "find", "publish"] = "read",
+        *,
+        document_class: str | None = None,
+        break_the_glass: str | None = None,
+        confidentiality: str = "N",
+    ) -> Decision:
+        """Whether the hub would let this client's identity ``action`` the patient's documents (of
+        ``document_class``, e.g. ``labresult``; a read needs it), decided by the hub's own rules
+        (``GET /fhir/$check-access``): a :class:`~rsb_connector.policy.Decision` naming the rule that would deny
+        and what would fix it. Nothing is read or written; the hub's answer may change as consents change."""
+        return self._run(
+            self._consent_flows.check_access(patient, action, document_class, break_the_glass, confidentiality)
+        )
 
     def access_token(self) -> str:
         """A valid bearer token for the hub's FHIR side (fetched from ``/oauth2/token`` when needed)."""

@@ -26,6 +26,7 @@ from .app import Authenticator, HubConfig, create_app
 from .audit import AuditTrail
 from .auth import HubSecurity, require_bearer
 from .consent import ConsentRegistry
+from .consent_api import consent_routes
 from .enforcement import Enforcer
 from .fhir import fhir_routes
 from .population import seed as seed_population
@@ -136,7 +137,12 @@ def build_hub(
             authenticator=authenticator,
             security=security,
             # MHD (FHIR R4) over the same registry; its catch-all 404 for unknown /fhir paths comes last.
-            extra_routes=[*extra_routes, *fhir_routes(registry, authenticate=require_bearer)],
+            extra_routes=[
+                *extra_routes,
+                # consent management (Consent, CareTeam, AuditEvent, $check-access) before the FHIR catch-all
+                *consent_routes(consents, audit, enforcer, authenticate=require_bearer),
+                *fhir_routes(registry, authenticate=require_bearer),
+            ],
             on_shutdown=[store.close],
         )
     except BaseException:
