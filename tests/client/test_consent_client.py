@@ -164,3 +164,55 @@ def test_cli_hub_audit_reads_the_store_masked(
     assert main(["hub", "audit", "--data-dir", str(rsb_hub.data_dir), "--limit", "3"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     assert main(["hub", "audit", "--data-dir", str(rsb_hub.data_dir / "missing")]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- pre-check
+
+
+def test_publish_precheck_refuses_before_any_document_is_sent(
+    rsb_hub: Hub,
+    rsb_pki: PkiDescription,
+    rsb_identity: Callable[[str], Identity],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        _sync(rsb_hub, rsb_pki, rsb_identity("specialist")) as specialist,
+        caplog.at_level("INFO", logger="rsb_connector.hub"),
+        pytest.raises(AccessDenied) as caught,
+    ):
+        specialist.publish(b"Hb 14 g/dl", patient=LUCAS, document_type="labresult", mime_type="text/plain")
+    assert caught.value.rule == "therapeutic-link"
+    assert "hub's policy would refuse this publish" in str(caught.value)
+    hub_lines = [r.getMessage() for r in caplog.records if r.name == "rsb_connector.hub"]
+    assert not any("ITI-41" in line for line in hub_lines)  # the document never left the client
+
+
+def test_publish_without_precheck_gets_the_same_refusal_from_the_hub(
+    rsb_hub: Hub, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> None:
+    with (
+        VaultClient(
+            "http://rsb-hub.test",
+            transport=SyncASGITransport(rsb_hub.app),
+            identity=rsb_identity("specialist"),
+            trust=rsb_pki.trust_store(),
+            precheck=False,
+        ) as specialist,
+        pytest.raises(AccessDenied) as caught,
+    ):
+        specialist.publish(b"Hb 14 g/dl", patient=LUCAS, document_type="labresult", mime_type="text/plain")
+    assert caught.value.rule == "therapeutic-link"
+    assert "hub's policy would refuse" not in str(caught.value)
+
+
+def test_retrieve_after_the_patient_revoked_consent_explains_why(
+    rsb_hub: Hub, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> None:
+    with _sync(rsb_hub, rsb_pki, rsb_identity("gp")) as gp, _sync(rsb_hub, rsb_pki, rsb_identity("patient1")) as lucas:
+        gp.publish(b"BP 128/82", patient=LUCAS, document_type="contactreport", mime_type="text/plain")
+        entry = gp.find(LUCAS, class_codes=["contactreport"])[0]
+        lucas.consent.revoke(LUCAS)
+        with pytest.raises(AccessDenied) as caught:
+            gp.retrieve(entry)
+    assert caught.value.rule == "consent"
+    assert caught.value.fix

@@ -264,8 +264,10 @@ def test_one_log_line_per_transaction(vault: Vault, caplog: pytest.LogCaptureFix
         receipt = vault.publish(content, patient=PATIENT, document_type="note", mime_type="text/plain")
         vault.retrieve(receipt.document.unique_id)
     records = [r for r in caplog.records if r.name == "rsb_connector.client" and r.levelno >= logging.INFO]
-    assert [getattr(r, "transaction", None) for r in records] == ["ITI-41", "ITI-18", "ITI-43"]
-    fields: dict[str, Any] = vars(records[0])
+    precheck = "FHIR GET /$check-access"  # the access pre-check before publishing and before retrieving
+    done = [getattr(r, "transaction", None) for r in records]
+    assert done == [precheck, "ITI-41", "ITI-18", precheck, "ITI-43"]
+    fields: dict[str, Any] = vars(records[1])
     assert fields["action"] == c.ACTION_ITI41
     assert fields["status"] == "Success"
     assert fields["attempts"] == 1

@@ -187,8 +187,10 @@ def test_mhd_speaks_fhir(on: Callable[[str], Vault], caplog: pytest.LogCaptureFi
     vault.retrieve(receipt.document.unique_id)
     vault.deprecate(receipt.document.unique_id)
     done = [(r.transaction, r.status) for r in caplog.records if hasattr(r, "transaction")]
-    # publish; retrieve by uniqueId = find the entry (to verify) + Binary; deprecate = find the entry + ITI-57
-    expected = ["ITI-65", "ITI-67", "ITI-68", "ITI-67", "ITI-57"]
+    # publish (after the access pre-check); retrieve by uniqueId = find the entry (to verify) + pre-check + Binary;
+    # deprecate = find the entry + ITI-57
+    precheck = "FHIR GET /$check-access"
+    expected = [precheck, "ITI-65", "ITI-67", precheck, "ITI-68", "ITI-67", "ITI-57"]
     assert done == [(name, "Success") for name in expected]
     assert all(r.url.startswith("http://hub.test/fhir") for r in caplog.records if r.transaction.startswith("ITI-6"))
 

@@ -77,6 +77,7 @@ class AsyncVaultClient:
         repository_unique_id: str | None = None,
         source_id: str | None = None,
         mtom: bool = True,
+        precheck: bool = True,
     ) -> None:
         """Configure the client (nothing is sent yet); arguments as :class:`VaultClient` (``transport`` is an
         ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app=hub.app)``)."""
@@ -90,6 +91,7 @@ class AsyncVaultClient:
             repository_unique_id=repository_unique_id,
             source_id=source_id,
             mtom=mtom,
+            precheck=precheck,
         )
         self._http = httpx.AsyncClient(
             timeout=timeout,

@@ -403,6 +403,9 @@ class WireProtocol(ABC):
 
     name: ClassVar[str]
 
+    def check_local(self, submission: Submission) -> None:  # noqa: B027 - a hook: most protocols need nothing
+        """Refuse, before anything is sent, what this protocol cannot send (raises :class:`MetadataError`)."""
+
     @abstractmethod
     def submit(self, submission: Submission, contents: Sequence[OutgoingContent]) -> Flow[SubmitOutcome]:
         """Provide and register one submission set with the documents' contents."""
@@ -537,6 +540,7 @@ class ClientCore:
         mtom: bool = True,
         spool_dir: Path | None = None,
         rand: Callable[[], float] | None = None,
+        precheck: bool = True,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -548,6 +552,7 @@ class ClientCore:
                 f"not {type(identity).__name__}"
             )
         self.identity = identity
+        self.precheck = precheck and identity is not None
         self.trust = TrustStore.from_pem_file(os.fspath(trust)) if isinstance(trust, str | os.PathLike) else trust
         self.verifier = WsSecurityVerifier(self.trust, require_signed_addressing=True) if self.trust else None
         if self.verifier is None and identity is not None:
@@ -659,18 +664,19 @@ class ClientCore:
     def _log(tx: Transaction[Any], attempts: int, started: float, status: str) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         patient = mask_ssin(tx.patient) if tx.patient else None
+        url, action = mask_ssin(tx.url), mask_ssin(tx.action)  # FHIR URLs carry the patient's SSIN in the query
         level = logging.INFO if status in ("Success", "PartialSuccess", "Failure") else logging.WARNING
         log.log(
             level,
             "%s %s %s in %.1f ms",
             tx.name,
             status,
-            tx.url,
+            url,
             duration_ms,
             extra={
                 "transaction": tx.name,
-                "action": tx.action,
-                "url": tx.url,
+                "action": action,
+                "url": url,
                 "status": status,
                 "duration_ms": duration_ms,
                 "attempts": attempts,
@@ -679,6 +685,48 @@ class ClientCore:
         )
 
     # ---------------------------------------------------------------------------------------- publish
+
+    def _precheck(self, action: str, facts: Iterable[tuple[str | None, str | None, Sequence[str]]]) -> Flow[None]:
+        """Ask the hub's policy engine before acting (``GET /fhir/$check-access``), once per patient and class.
+
+        ``facts`` are (patient CX, class code, confidentiality codes). A denial raises :class:`AccessDenied` naming
+        the rule and what would fix it, before the document is sent or requested. The check is advisory: a hub
+        without the endpoint, or a network failure here, skips it — the hub decides on the request itself anyway.
+        """
+        if not self.precheck:
+            return
+        from ._consent import ConsentFlows  # the consent flows are built on this core
+
+        flows = ConsentFlows(self)
+        asked: set[tuple[str, str | None, str]] = set()
+        for patient_cx, class_code, confidentiality_codes in facts:
+            try:
+                patient = Ssin.from_cx(patient_cx or "")
+            except ValueError:
+                continue  # not an SSIN patient id: the hub answers for itself
+            codes = set(confidentiality_codes)
+            confidentiality = next((c for c in ("V", "R") if c in codes), "N")
+            key = (str(patient), class_code, confidentiality)
+            if key in asked:
+                continue
+            asked.add(key)
+            try:
+                decision = yield from flows.check_access(
+                    patient, action, document_class=class_code, confidentiality=confidentiality
+                )
+            except (HubError, TransportError) as exc:
+                log.debug("access pre-check skipped: %s", exc)
+                return
+            if not decision.allowed:
+                rule = decision.rule.value if decision.rule else None
+                message = decision.reason + (f" Fix: {decision.fix}" if decision.fix else "")
+                raise AccessDenied(
+                    [Problem("LocalPolicyRestrictionError", message, path=f"Policy[{rule}]")],
+                    f"the hub's policy would refuse this {action}: {message}",
+                    rule=rule,
+                    reason=decision.reason,
+                    fix=decision.fix,
+                )
 
     def _default_author(self, author: Author | None) -> Author | None:
         """The author when none is given: the signing identity, when it is a healthcare professional.
@@ -743,6 +791,11 @@ class ClientCore:
         if self.identity is not None:
             _bind_contents(docs)
         check_submission(submission)  # MetadataError: nothing leaves
+        self.protocol.check_local(submission)
+        yield from self._precheck(
+            "publish",
+            [(e.patient_id, e.class_code.code if e.class_code else None, ()) for e in submission.entries],
+        )
         contents = [OutgoingContent(doc.entry, doc.content) for doc in docs]
         outcome = yield from self.protocol.submit(submission, contents)
         _raise_for(outcome, "the hub refused the submission")
@@ -1022,6 +1075,8 @@ class ClientCore:
             raise FileNotFoundError(f"cannot write to {target}: the directory {target.parent} does not exist")
         entries = yield from self._entries_for([document], verify, strict=True)
         entry, locator = entries[0]
+        if entry is not None:
+            yield from self._precheck("read", [_read_facts(entry)])
         if target is not None and target.is_dir():
             target = target / _file_name(locator.unique_id, entry.mime_type if entry else None)
         spool_dir = target.parent if target is not None else self._spool()
@@ -1056,6 +1111,7 @@ class ClientCore:
         if directory is not None and not directory.is_dir():
             raise FileNotFoundError(f"cannot write to {directory}: it is not an existing directory")
         pairs = yield from self._entries_for(documents, verify, strict=False)
+        yield from self._precheck("read", [_read_facts(e) for e, _loc in pairs if e is not None])
         spool_dir = directory if directory is not None else self._spool()
         outcome = yield from self.protocol.retrieve([loc for _e, loc in pairs], spool_dir=spool_dir, progress=progress)
         placed: list[RetrievedDocument] = []
@@ -1225,3 +1281,12 @@ def safe_file_name(unique_id: str, mime_type: str | None) -> str:
     """The file name :meth:`ClientCore.retrieve` uses inside a directory: the uniqueId made safe, plus an extension
     from the MIME type."""
     return _file_name(unique_id, mime_type)
+
+
+def _read_facts(entry: DocumentEntry) -> tuple[str | None, str | None, list[str]]:
+    """What the access pre-check needs of an entry: patient, class code, confidentiality codes."""
+    return (
+        entry.patient_id,
+        entry.class_code.code if entry.class_code else None,
+        [c.code for c in entry.confidentiality_codes],
+    )

@@ -99,6 +99,7 @@ class VaultClient:
         repository_unique_id: str | None = None,
         source_id: str | None = None,
         mtom: bool = True,
+        precheck: bool = True,
     ) -> None:
         """Configure the client (nothing is sent yet).
 
@@ -129,6 +130,9 @@ class VaultClient:
                 (default :data:`~rsb_connector.xds.constants.DEFAULT_REPOSITORY_UNIQUE_ID`).
             source_id: this application's Document Source OID (the SubmissionSet ``sourceId``).
             mtom: send and receive documents as MTOM attachments, streamed (True) or inline base64 (False).
+            precheck: with an identity, ask the hub's policy (``GET /fhir/$check-access``) before publishing or
+                retrieving, and raise :class:`~rsb_connector.AccessDenied` naming the rule and the fix before any
+                document moves (one small request per patient and document class; skipped if the hub lacks it).
 
         Raises:
             ValueError: ``base_url`` is not an http(s) URL, an unknown protocol, negative retries or backoff.
@@ -143,6 +147,7 @@ class VaultClient:
             repository_unique_id=repository_unique_id,
             source_id=source_id,
             mtom=mtom,
+            precheck=precheck,
         )
         self._http = httpx.Client(
             timeout=timeout,

@@ -378,10 +378,14 @@ class XdsProtocol(WireProtocol):
         return HttpRequest("POST", url, {"content-type": soap_media_type(action)}, xml)
 
     # ------------------------------------------------------------------------------------------ ITI-41
-    def submit(self, submission: Submission, contents: Sequence[OutgoingContent]) -> Flow[SubmitOutcome]:
-        url = self.repository_url
+    def check_local(self, submission: Submission) -> None:
+        """A signed ITI-41 must carry each document's hash and size (they bind the attachments to the signature)."""
         if self.identity is not None:
             _require_hash_and_size(submission)
+
+    def submit(self, submission: Submission, contents: Sequence[OutgoingContent]) -> Flow[SubmitOutcome]:
+        url = self.repository_url
+        self.check_local(submission)
 
         def prepare() -> tuple[HttpRequest, ResponseSink[SubmitOutcome]]:
             message_id = new_message_id()

@@ -63,6 +63,7 @@ from starlette.routing import Route
 
 from ..errors import InvalidIdentifier
 from ..identifiers import NIHDI_SYSTEM, SSIN_SYSTEM, SSIN_SYSTEM_LEGACY, Nihii, Ssin, mask_ssin
+from ..mhd.constants import XDS_ERROR_CODE_SYSTEM
 from ..policy import Action, ActorKind, Decision, DocumentFacts, decide
 from .audit import AuditAction, AuditEvent, AuditTrail
 from .auth import BearerError, require_bearer
@@ -585,6 +586,15 @@ class ConsentApi:
             action = Action.parse(params.get("action", "read"))
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
+        with self.consents.store.read() as reader:
+            known = reader.has_patient(Ssin(patient).to_cx())
+        if not known:  # as the XDS and MHD transactions would answer: no policy verdict about an unknown patient
+            return operation_outcome(
+                404,
+                "not-found",
+                "this patient is not known to the hub's patient registry",
+                detail=(XDS_ERROR_CODE_SYSTEM, "XDSUnknownPatientId"),
+            )
         document_class = params.get("class")
         document: DocumentFacts | None = None
         if document_class:
