@@ -588,7 +588,10 @@ class _FhirApi:
         return _fhir_response(answer, status)
 
     def _provide(self, body: bytes, caller: Caller) -> tuple[int, Json]:
-        parsed = parse_provide_bundle(body, resolve_patient=resolve_patient_reference, value_sets=self.value_sets)
+        # The registry runs the core ITI-41 rules itself (mapped back to FHIR paths below): not twice.
+        parsed = parse_provide_bundle(
+            body, resolve_patient=resolve_patient_reference, value_sets=self.value_sets, validate=False
+        )
         warnings = [p for p in parsed.problems if not p.is_error]
         if not parsed.ok:
             return _refusal_status(parsed.problems), as_json(problems_to_operation_outcome(parsed.problems))
