@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rsb_connector import HubRefused, MetadataError, VaultClient
+from rsb_connector import AccessDenied, HubRefused, MetadataError, VaultClient
 from rsb_connector.security.pki import load_pki
 from rsb_connector.testing import LiveHub
 
@@ -69,6 +69,11 @@ def main() -> None:
                 except HubRefused as exc:
                     for problem in exc.problems:
                         print(f"   the hub said {problem.code}: {problem.message}")
+                try:  # Marc Lambert never gave a sharing consent (see seed.json, "no_consent")
+                    vault.publish(b"note", patient="59031812513", document_type="note", mime_type="text/plain")
+                except AccessDenied as exc:
+                    print(f"   consent rule '{exc.rule}': {exc.reason}")
+                    print(f"   what would fix it: {exc.fix}")
             with VaultClient(hub.url) as anonymous:
                 try:
                     anonymous.find("87041213797")
