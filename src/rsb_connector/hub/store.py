@@ -861,6 +861,18 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _by_ids(entry_uuids: Iterable[str], unique_ids: Iterable[str], *, alias: str = "") -> tuple[str, list[Any]]:
+    """A WHERE condition matching rows by entryUUID or by uniqueId (``""`` when both are empty), and its params."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (("entry_uuid", entry_uuids), ("unique_id", unique_ids)):
+        distinct = list(dict.fromkeys(values))
+        if distinct:
+            clauses.append(f"{alias}{column} IN ({_placeholders(len(distinct))})")
+            params.extend(distinct)
+    return " OR ".join(clauses), params
+
+
 def _code_in_clause(column_code: str, column_scheme: str, codes: Sequence[Code], params: list[Any]) -> str:
     rows = ",".join("(?,?)" for _ in codes)
     for c in codes:
@@ -912,37 +924,19 @@ class _Session:
         return StoredEntry(entry=entry, sha256=row[2], submission_set_uuid=row[3])
 
     def entries(self, *, entry_uuids: Iterable[str] = (), unique_ids: Iterable[str] = ()) -> list[StoredEntry]:
-        uuids = list(dict.fromkeys(entry_uuids))
-        uids = list(dict.fromkeys(unique_ids))
-        if not uuids and not uids:
+        where, params = _by_ids(entry_uuids, unique_ids, alias="d.")
+        if not where:
             return []
-        clauses = []
-        params: list[Any] = []
-        if uuids:
-            clauses.append(f"d.entry_uuid IN ({_placeholders(len(uuids))})")
-            params.extend(uuids)
-        if uids:
-            clauses.append(f"d.unique_id IN ({_placeholders(len(uids))})")
-            params.extend(uids)
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM document_entries d WHERE {' OR '.join(clauses)} ORDER BY d.id"  # noqa: S608
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM document_entries d WHERE {where} ORDER BY d.id"  # noqa: S608
         return [self._stored(r) for r in self._conn.execute(sql, params)]
 
     def submission_sets(
         self, *, entry_uuids: Iterable[str] = (), unique_ids: Iterable[str] = ()
     ) -> list[SubmissionSet]:
-        uuids = list(dict.fromkeys(entry_uuids))
-        uids = list(dict.fromkeys(unique_ids))
-        if not uuids and not uids:
+        where, params = _by_ids(entry_uuids, unique_ids)
+        if not where:
             return []
-        clauses = []
-        params: list[Any] = []
-        if uuids:
-            clauses.append(f"entry_uuid IN ({_placeholders(len(uuids))})")
-            params.extend(uuids)
-        if uids:
-            clauses.append(f"unique_id IN ({_placeholders(len(uids))})")
-            params.extend(uids)
-        sql = f"SELECT json, status FROM submission_sets WHERE {' OR '.join(clauses)} ORDER BY id"  # noqa: S608
+        sql = f"SELECT json, status FROM submission_sets WHERE {where} ORDER BY id"  # noqa: S608
         return [self._ss(r) for r in self._conn.execute(sql, params)]
 
     @staticmethod
