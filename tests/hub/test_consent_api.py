@@ -280,3 +280,58 @@ def test_check_access_needs_a_class_for_read(rsb_hub: Hub, vault: Callable[[str]
     assert _http(rsb_hub, gp, "GET", f"/fhir/$check-access?patient={LUCAS}&action=read").status_code == 400
     answer = _http(rsb_hub, gp, "GET", f"/fhir/$check-access?patient={LUCAS}&action=find").json()
     assert answer == {"allowed": True, "rule": None, "reason": answer["reason"], "fix": None, "break_the_glass": False}
+
+
+# ---------------------------------------------------------------------------------------------- patient feed
+
+FRESH = "68110912345"  # a valid SSIN no seed uses
+
+
+def _patient(ssin: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": SSIN_SYSTEM, "value": ssin}],
+        "birthDate": "1968-11-09",
+    }
+
+
+def test_patient_feed_makes_a_patient_publishable(rsb_hub: Hub, vault: Callable[[str], VaultClient]) -> None:
+    gp = vault("gp")
+    with pytest.raises(HubRefused) as refused:
+        gp.publish(
+            b"%PDF-1.7 before the feed",
+            patient=FRESH,
+            document_type="contactreport",
+            mime_type="application/pdf",
+        )
+    assert [p.code for p in refused.value.problems] == ["XDSUnknownPatientId"]
+
+    assert _http(rsb_hub, gp, "POST", "/fhir/Patient", _patient(FRESH)).status_code == 403
+    hospital = vault("hospital")
+    first = _http(rsb_hub, hospital, "POST", "/fhir/Patient", _patient(FRESH))
+    assert first.status_code == 201, first.text
+    assert first.json()["identifier"] == [{"system": SSIN_SYSTEM, "value": FRESH}]
+    assert _http(rsb_hub, hospital, "POST", "/fhir/Patient", _patient(FRESH)).status_code == 200
+
+    gp.consent.grant(FRESH)
+    gp.links.declare(FRESH)
+    receipt = gp.publish(
+        b"%PDF-1.7 after the feed", patient=FRESH, document_type="contactreport", mime_type="application/pdf"
+    )
+    assert gp.find(patient=FRESH)[0].unique_id == receipt.document.unique_id
+    assert rsb_hub.audit is not None
+    feeds = [e for e in rsb_hub.audit.for_patient(FRESH) if e.action == "patient-feed"]
+    assert [(e.decision, e.reason) for e in feeds] == [
+        ("denied", "only a hospital (or the hub operator) feeds the patient registry"),
+        ("allowed", "patient registered"),
+        ("allowed", "patient already known"),
+    ]
+
+
+def test_patient_feed_refuses_bis_numbers_and_bad_bodies(rsb_hub: Hub, vault: Callable[[str], VaultClient]) -> None:
+    hospital = vault("hospital")
+    bis = _http(rsb_hub, hospital, "POST", "/fhir/Patient", _patient("87441213786"))
+    assert bis.status_code == 403, bis.text
+    assert "BIS" in bis.json()["issue"][0]["diagnostics"]
+    none = _http(rsb_hub, hospital, "POST", "/fhir/Patient", {"resourceType": "Patient"})
+    assert none.status_code == 400

@@ -55,6 +55,8 @@ class AuditAction(StrEnum):
     HOLD = "hold"
     REPRESENTATIVE = "representative"
     PROFESSIONAL = "professional"
+    PATIENT_FEED = "patient-feed"
+    """A patient made known to the hub's patient registry (identity feed)."""
     AUDIT = "audit"
     """Reading an audit trail."""
 

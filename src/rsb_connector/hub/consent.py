@@ -568,6 +568,60 @@ class ConsentRegistry:
                 fix="the hub operator registers this (in production it comes from an authentic source)",
             )
 
+    # ------------------------------------------------------------------------------------------ patients
+    def feed_patient(self, patient: str, *, by: Caller, info: Mapping[str, Any] | None = None) -> bool:
+        """Patient identity feed: make a person known to the hub's patient registry (ITI-41 and ITI-65 refuse
+        documents about unknown patients).
+
+        In the network the national register is the source; in the mock hub a hospital (the organisation that
+        identifies patients at admission) or the hub operator feeds it. Audited either way.
+
+        Returns:
+            True when the patient is new to the registry, False when it was known (its description is kept).
+
+        Raises:
+            PolicyError: ``by`` is not authenticated, not a hospital nor the operator; a BIS number (not in the
+                national register).
+            InvalidIdentifier: ``patient`` is not a valid SSIN.
+        """
+        ssin = Ssin(patient)
+        digits = ssin.digits
+        refusal: str | None = None
+        actor = by.actor(profession=self.profession_of(by.nihii))
+        if not by.authenticated:
+            refusal = f"{by.subject} is not authenticated: only identified hospitals feed the patient registry"
+        elif not by.is_operator and not (actor.kind is ActorKind.ORGANISATION and hcparty_of(actor.nihii) == _HOSPITAL):
+            refusal = "only a hospital (or the hub operator) feeds the patient registry"
+        elif ssin.is_bis:
+            refusal = "a BIS number is not in the national register: the patient registry takes national numbers"
+        if refusal is not None:
+            if self.audit is not None:
+                self.audit.record(
+                    by,
+                    action=AuditAction.PATIENT_FEED,
+                    decision=False,
+                    patient=digits,
+                    rule="patient-feed",
+                    reason=refusal,
+                    transaction="FHIR Patient create",
+                )
+            raise PolicyError(refusal, fix="register the patient as a hospital identity")
+        cx = ssin.to_cx()
+        with self.store.write() as w:
+            known = w.has_patient(cx)
+            if not known:
+                w.register_patient(cx, {"source": "patient-feed", "by": by.subject, **dict(info or {})})
+        if self.audit is not None:
+            self.audit.record(
+                by,
+                action=AuditAction.PATIENT_FEED,
+                decision=True,
+                patient=digits,
+                reason="patient already known" if known else "patient registered",
+                transaction="FHIR Patient create",
+            )
+        return not known
+
     # ------------------------------------------------------------------------------------------ consents
     def grant_consent(
         self,

@@ -7,6 +7,8 @@ maps FHIR R4 resources (parsed and validated with ``fhir.resources.R4B``) onto i
 =====================================================  ===========================================================
 route                                                  what
 =====================================================  ===========================================================
+``POST /fhir/Patient``                                 the patient identity feed: a hospital (or the operator) makes
+                                                       a person (SSIN identifier) known to the patient registry
 ``POST /fhir/Consent``                                 a sharing consent, or an exclusion (``provision.type``
                                                        ``deny`` naming the excluded professional)
 ``GET /fhir/Consent?patient=SSIN``                     the patient's consents and exclusions (a searchset Bundle)
@@ -443,6 +445,44 @@ class ConsentApi:
             raise PolicyError(f"no {kind.value} record {record_id}", refusal=Refusal.NOT_FOUND)
         return self.consents._recorded(kind, rows[0])
 
+    # ------------------------------------------------------------------------------------------ Patient
+    async def post_patient(self, request: Request) -> Response:
+        """``POST /fhir/Patient``: the patient identity feed (a hospital makes a person known to the registry).
+
+        The body is a Patient with an identifier of the be-core SSIN system; 201 when the patient is new, 200 when
+        it was already known. Only the SSIN and, when given, the birth date are kept.
+        """
+        caller = await self.authenticate(request)
+        data = await _body(request, "Patient")
+        if data.get("active") is False:
+            raise _BadRequest("the identity feed registers active patients (Patient.active false)")
+        try:
+            from fhir.resources.R4B.patient import Patient
+
+            Patient.model_validate(dict(data))
+        except ValidationError as exc:
+            raise _BadRequest(f"not a valid FHIR R4 Patient: {exc.errors()[0].get('msg', exc)}") from None
+        ssins = [
+            str(i.get("value", ""))
+            for i in data.get("identifier") or []
+            if isinstance(i, Mapping) and i.get("system") in _SSIN_SYSTEMS
+        ]
+        if len(ssins) != 1:
+            raise _BadRequest(f"a Patient of the identity feed carries exactly one identifier of {SSIN_SYSTEM}")
+        ssin = Ssin(ssins[0])
+        info: dict[str, Any] = {}
+        if isinstance(data.get("birthDate"), str):
+            info["birth_date"] = data["birthDate"]
+        created = self.consents.feed_patient(ssin.digits, by=caller, info=info)
+        resource = {
+            "resourceType": "Patient",
+            "id": ssin.digits,
+            "identifier": [{"system": SSIN_SYSTEM, "value": ssin.digits}],
+        }
+        if created:
+            return self._created(request, resource)
+        return _json(resource)
+
     # ------------------------------------------------------------------------------------------ Consent
     async def post_consent(self, request: Request) -> Response:
         """``POST /fhir/Consent``: register a sharing consent or an exclusion."""
@@ -651,6 +691,7 @@ def consent_routes(
     api = ConsentApi(consents, audit, enforcer, authenticate)
     prefix = "/" + base_path.strip("/")
     table: list[tuple[str, Handler, str]] = [
+        ("/Patient", api.post_patient, "POST"),
         ("/Consent", api.post_consent, "POST"),
         ("/Consent", api.search_consents, "GET"),
         ("/Consent/{id}", api.delete_consent, "DELETE"),

@@ -1123,6 +1123,16 @@ def capability_statement(base_url: str, *, token_url: str | None = None) -> Json
                         "searchParam": params(_LIST_SEARCH),
                     },
                     {
+                        "type": "Patient",
+                        "documentation": "Patient identity feed only: a hospital identity POSTs a Patient with an "
+                        "SSIN identifier to make the person known to the registry (201 new, 200 already known). "
+                        "Patient resources are not served.",
+                        "interaction": [{"code": "create"}],
+                        "versioning": "no-version",
+                        "readHistory": False,
+                        "updateCreate": False,
+                    },
+                    {
                         "type": "Binary",
                         "documentation": "ITI-68: the document as itself (its mimeType), or a Binary resource when "
                         f"Accept prefers {FHIR_JSON}; 410 for a Deprecated document.",
