@@ -31,7 +31,7 @@ from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub
 from rsb_connector.xds import constants as c
 
-from . import xds_wire as wire
+from rsb_connector.conformance import wire
 
 DOC_SIZE = 256 * 1024
 

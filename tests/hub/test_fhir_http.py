@@ -56,7 +56,7 @@ from rsb_connector.query import FindDocuments
 from rsb_connector.testing import SyncASGITransport, free_port
 from rsb_connector.xds import constants as xc
 
-from . import xds_wire as wire
+from rsb_connector.conformance import wire
 
 PATIENT = SEED_PATIENTS[0].ssin
 OTHER_PATIENT = SEED_PATIENTS[1].ssin

@@ -37,7 +37,7 @@ from rsb_connector.xds import iti18, iti41, soap
 from rsb_connector.xds.mtom import MtomWriter, OutgoingAttachment
 from rsb_connector.xds.parts import Inline, XopRef
 
-from . import xds_wire as wire
+from rsb_connector.conformance import wire
 
 PATIENT = SEED_PATIENTS[0].ssin
 OTHER_PATIENT = SEED_PATIENTS[1].ssin

@@ -31,7 +31,7 @@ from rsb_connector.xds import iti18, soap
 from rsb_connector.xds.schema import validate
 from rsb_connector.xds.xop import resolve_for_validation
 
-from . import xds_wire as wire
+from rsb_connector.conformance import wire
 
 REPO = c.DEFAULT_REPOSITORY_UNIQUE_ID
 PATIENT = SEED_PATIENTS[0].ssin

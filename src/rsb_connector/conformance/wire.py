@@ -1,6 +1,7 @@
-"""A raw XDS.b peer for hub tests: builds messages with the shared binding and posts them with httpx.
+"""A raw XDS.b peer: builds messages with the shared binding and posts them with httpx.
 
-Unlike the SDK client it does no local validation, so tests can send exactly the wrong things a real source sends.
+Unlike the SDK client it does no local validation, so the conformance cases (and the hub's tests) can send exactly
+the wrong things a real source sends.
 A :class:`Peer` signs what it sends with its identity (WS-Security) and checks the hub's signed answers against its
 trust store, reading only their signed parts; a plain ``httpx.Client`` sends unsigned messages and reads answers
 as they are.
@@ -16,22 +17,28 @@ from typing import Any
 import httpx
 from lxml import etree
 
-from rsb_connector.hub.population import SEED_PROFESSIONALS
-from rsb_connector.metadata.builder import professional_author
-from rsb_connector.metadata.model import AvailabilityStatus, Submission
-from rsb_connector.query import Query
-from rsb_connector.security.identity import Identity
-from rsb_connector.security.trust import TrustStore
-from rsb_connector.security.wssec import WsSecurityVerifier, sign_envelope
-from rsb_connector.security.xml import parse_xml
-from rsb_connector.xds import constants as c
-from rsb_connector.xds import iti18, iti41, iti43, iti57, soap
-from rsb_connector.xds.mtom import MtomParser, MtomWriter, OutgoingAttachment, is_mtom
-from rsb_connector.xds.parts import DocumentPart, Inline, XopRef
-from rsb_connector.xds.rs import RegistryResult
+from ..errors import ProtocolError
+from ..hub.population import SEED_PROFESSIONALS
+from ..metadata.builder import professional_author
+from ..metadata.model import AvailabilityStatus, Submission
+from ..query import Query
+from ..security.identity import Identity
+from ..security.trust import TrustStore
+from ..security.wssec import WsSecurityVerifier, sign_envelope
+from ..security.xml import parse_xml
+from ..xds import constants as c
+from ..xds import iti18, iti41, iti43, iti57, soap
+from ..xds.mtom import MtomParser, MtomWriter, OutgoingAttachment, is_mtom
+from ..xds.parts import DocumentPart, Inline, XopRef
+from ..xds.rs import RegistryResult
 
 GP_AUTHOR = professional_author(SEED_PROFESSIONALS[0].nihii, family="Claes", given="Sophie")
-"""The seeded GP, who signs these tests' messages: the hub only accepts documents naming their publisher."""
+"""The seeded GP, who signs the hub tests' messages: the hub only accepts documents naming their publisher."""
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise ProtocolError(what)
 
 
 class Peer(httpx.Client):
@@ -72,6 +79,7 @@ class Exchange:
     @property
     def payload(self) -> etree._Element:
         payload = self.message.payload
+        _expect(payload is not None, "the SOAP Body is empty")
         assert payload is not None
         return payload
 
@@ -140,14 +148,14 @@ def provide(
         mtom=mtom,
         tmp_dir=tmp_dir,
     )
-    assert exchange.message.action == c.ACTION_ITI41_RESPONSE
-    assert exchange.message.relates_to == exchange.request_message_id
+    _expect(exchange.message.action == c.ACTION_ITI41_RESPONSE, f"not an ITI-41 response: {exchange.message.action}")
+    _expect(exchange.message.relates_to == exchange.request_message_id, "RelatesTo does not name the request")
     return iti41.parse_response(exchange.payload)
 
 
 def query(http: httpx.Client, q: Query, *, mtom: bool = False) -> iti18.QueryResponse:
     exchange = post(http, "/xds/registry", iti18.build_request(q), c.ACTION_ITI18, mtom=mtom)
-    assert exchange.message.action == c.ACTION_ITI18_RESPONSE
+    _expect(exchange.message.action == c.ACTION_ITI18_RESPONSE, f"not an ITI-18 response: {exchange.message.action}")
     return iti18.parse_response(exchange.payload)
 
 
@@ -161,7 +169,7 @@ def retrieve(
     """Returns the parsed response and the documents' bytes by document uniqueId."""
     payload = iti43.build_request([iti43.DocumentRequest(repo, uid) for repo, uid in requests])
     exchange = post(http, "/xds/repository", payload, c.ACTION_ITI43, mtom=mtom, tmp_dir=tmp_dir)
-    assert exchange.message.action == c.ACTION_ITI43_RESPONSE
+    _expect(exchange.message.action == c.ACTION_ITI43_RESPONSE, f"not an ITI-43 response: {exchange.message.action}")
     response = iti43.parse_response(exchange.payload)
     content: dict[str, bytes] = {}
     for doc in response.documents:
@@ -179,5 +187,5 @@ def update_status(
         patient_id=patient_id, entry_uuid=entry_uuid, original=original, new=new, source_id="1.3.6.1.4.1.21367.2017.9"
     )
     exchange = post(http, "/xds/registry", payload, c.ACTION_ITI57, mtom=False)
-    assert exchange.message.action == c.ACTION_ITI57_RESPONSE
+    _expect(exchange.message.action == c.ACTION_ITI57_RESPONSE, f"not an ITI-57 response: {exchange.message.action}")
     return iti41.parse_response(exchange.payload)

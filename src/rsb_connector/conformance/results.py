@@ -1,0 +1,200 @@
+"""What a run produced: per case, per step, the outcome and the evidence (request/response excerpts, masked).
+
+The same model carries the connector-validation report (each received message is a "case", each rule family a
+"step"), so that :mod:`~rsb_connector.conformance.report` renders both the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from ..identifiers import mask_ssin
+
+__all__ = [
+    "EXCERPT_LIMIT",
+    "CaseResult",
+    "Evidence",
+    "Outcome",
+    "StepResult",
+    "SuiteResult",
+    "excerpt",
+]
+
+EXCERPT_LIMIT: Final = 6000
+"""Characters kept of each request or response body in a report."""
+
+
+class Outcome(StrEnum):
+    """How a case or a step ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    """The hub answered, and not as a conformant hub must."""
+    ERROR = "error"
+    """The case could not be carried out (no answer, an unexpected exception)."""
+    SKIPPED = "skipped"
+    """Not run: a need is missing (an identity), or an earlier step failed."""
+
+
+_BASE64_DOCUMENT: Final = re.compile(r"(<(?:\w+:)?Document\b[^>]*>)([A-Za-z0-9+/=\s]{64,})(</(?:\w+:)?Document>)")
+_JSON_DATA: Final = re.compile(r'("data"\s*:\s*")([A-Za-z0-9+/=]{16,})(")')
+_SECURITY_BLOBS: Final = re.compile(
+    r"(<(?:\w+:)?(?:BinarySecurityToken|SignatureValue|X509Certificate)\b[^>]*>)([A-Za-z0-9+/=\s]{40,})(</)"
+)
+_BEARER: Final = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+_ASSERTION: Final = re.compile(r"(client_assertion=)[A-Za-z0-9._~+/=%-]+")
+_TOKEN_JSON: Final = re.compile(r'("access_token"\s*:\s*")[^"]+(")')
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """``text`` made fit for a report: document content replaced by its size, tokens and client assertions
+    replaced, every SSIN-like run masked, and cut to ``limit`` characters."""
+    text = _BASE64_DOCUMENT.sub(
+        lambda m: f"{m.group(1)}[document content: {len(m.group(2))} base64 characters]{m.group(3)}", text
+    )
+    text = _JSON_DATA.sub(
+        lambda m: f"{m.group(1)}[document content: {len(m.group(2))} base64 characters]{m.group(3)}", text
+    )
+    text = _SECURITY_BLOBS.sub(lambda m: f"{m.group(1)}[{len(m.group(2))} base64 characters]{m.group(3)}", text)
+    text = _BEARER.sub(r"\1[token]", text)
+    text = _ASSERTION.sub(r"\1[signed assertion]", text)
+    text = _TOKEN_JSON.sub(r"\1[token]\2", text)
+    text = mask_ssin(text)
+    if len(text) > limit:
+        text = text[:limit] + f"\n… [{len(text) - limit} more characters]"
+    return text
+
+
+@dataclass(slots=True)
+class Evidence:
+    """One HTTP exchange (or a note) seen during a step, already masked (see :func:`excerpt`)."""
+
+    title: str
+    request: str = ""
+    response: str = ""
+    status: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "status": self.status, "request": self.request, "response": self.response}
+
+
+@dataclass(slots=True)
+class StepResult:
+    """A step as carried out."""
+
+    number: int
+    do: str
+    expect: str
+    outcome: Outcome = Outcome.SKIPPED
+    message: str = ""
+    """Why it failed (or what was observed when it passed)."""
+    seconds: float = 0.0
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "do": self.do,
+            "expect": self.expect,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "seconds": round(self.seconds, 4),
+            "evidence": [e.to_json() for e in self.evidence],
+        }
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """A case as carried out (``steps`` in catalogue order; setup exchanges in ``setup``)."""
+
+    id: str
+    title: str
+    profile: str
+    actor: str
+    reference: str
+    description: str = ""
+    outcome: Outcome = Outcome.SKIPPED
+    message: str = ""
+    seconds: float = 0.0
+    steps: list[StepResult] = field(default_factory=list)
+    setup: list[Evidence] = field(default_factory=list)
+    """Exchanges outside the steps (registering the case's own patient, tokens...)."""
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        """The first step that did not pass (None when all passed or none ran)."""
+        return next((s for s in self.steps if s.outcome in (Outcome.FAILED, Outcome.ERROR)), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "profile": self.profile,
+            "actor": self.actor,
+            "reference": self.reference,
+            "description": self.description,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "seconds": round(self.seconds, 4),
+            "setup": [e.to_json() for e in self.setup],
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+@dataclass(slots=True)
+class SuiteResult:
+    """A whole run: what was tested, by whom, and each case's result."""
+
+    title: str
+    target: str
+    """The hub URL."""
+    started: datetime
+    finished: datetime
+    cases: list[CaseResult]
+    caller: str = ""
+    """Who the suite signed as (a certificate description)."""
+    notes: list[str] = field(default_factory=list)
+    """Plain statements about the run (e.g. that the schema check was not run)."""
+    kind: str = "conformance"
+    """``conformance`` (a suite run) or ``connector`` (a connector-validation report)."""
+
+    def count(self, outcome: Outcome) -> int:
+        """How many cases ended so."""
+        return sum(1 for c in self.cases if c.outcome is outcome)
+
+    @property
+    def passed(self) -> bool:
+        """True when every selected case passed (and there was at least one)."""
+        return bool(self.cases) and all(c.outcome is Outcome.PASSED for c in self.cases)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+    def summary(self) -> dict[str, int]:
+        """Counts by outcome, plus ``total``."""
+        counts = {o.value: self.count(o) for o in Outcome}
+        counts["total"] = len(self.cases)
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "target": self.target,
+            "caller": self.caller,
+            "tool": f"rsb-connector {__version__}",
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat(),
+            "seconds": round(self.seconds, 3),
+            "passed": self.passed,
+            "summary": self.summary(),
+            "notes": list(self.notes),
+            "cases": [c.to_json() for c in self.cases],
+        }
