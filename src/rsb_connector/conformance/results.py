@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from ..errors import RsbError
 from ..identifiers import mask_ssin
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "CaseResult",
     "Evidence",
     "Outcome",
+    "ResultFormatError",
     "StepResult",
     "SuiteResult",
     "excerpt",
@@ -26,6 +28,47 @@ __all__ = [
 
 EXCERPT_LIMIT: Final = 6000
 """Characters kept of each request or response body in a report."""
+
+
+class ResultFormatError(RsbError):
+    """A JSON document that is not a report written by :meth:`SuiteResult.to_json` (a missing or mistyped field)."""
+
+
+def _field(data: Any, key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    """``data[key]``, checked to be of ``kind`` (``default`` when absent and one is given)."""
+    if not isinstance(data, dict):
+        raise ResultFormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    if key not in data or data[key] is None:
+        if default is not ...:
+            return default
+        raise ResultFormatError(f"{where}: {key!r} is missing")
+    value = data[key]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ResultFormatError(f"{where}: {key!r} has the wrong type (bool)")
+    if not isinstance(value, kind):
+        raise ResultFormatError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _outcome(data: Any, where: str) -> Outcome:
+    text = _field(data, "outcome", str, where)
+    try:
+        return Outcome(text)
+    except ValueError:
+        raise ResultFormatError(f"{where}: unknown outcome {text!r}") from None
+
+
+def _list(data: Any, key: str, where: str) -> list[Any]:
+    value: list[Any] = _field(data, key, list, where, [])
+    return value
+
+
+def _time(data: Any, key: str, where: str) -> datetime:
+    text = _field(data, key, str, where)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ResultFormatError(f"{where}: {key!r} is not an ISO 8601 time ({text!r})") from None
 
 
 class Outcome(StrEnum):
@@ -81,6 +124,20 @@ class Evidence:
     def to_json(self) -> dict[str, Any]:
         return {"title": self.title, "status": self.status, "request": self.request, "response": self.response}
 
+    @classmethod
+    def from_json(cls, data: Any, where: str = "evidence") -> Evidence:
+        """Read what :meth:`to_json` wrote.
+
+        Raises:
+            ResultFormatError: a missing or mistyped field.
+        """
+        return cls(
+            title=_field(data, "title", str, where),
+            request=_field(data, "request", str, where, ""),
+            response=_field(data, "response", str, where, ""),
+            status=_field(data, "status", int, where, None),
+        )
+
 
 @dataclass(slots=True)
 class StepResult:
@@ -105,6 +162,25 @@ class StepResult:
             "seconds": round(self.seconds, 4),
             "evidence": [e.to_json() for e in self.evidence],
         }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "step") -> StepResult:
+        """Read what :meth:`to_json` wrote.
+
+        Raises:
+            ResultFormatError: a missing or mistyped field.
+        """
+        number = _field(data, "number", int, where)
+        where = f"{where} {number}"
+        return cls(
+            number=number,
+            do=_field(data, "do", str, where),
+            expect=_field(data, "expect", str, where),
+            outcome=_outcome(data, where),
+            message=_field(data, "message", str, where, ""),
+            seconds=float(_field(data, "seconds", (int, float), where, 0.0)),
+            evidence=[Evidence.from_json(e, f"{where} evidence") for e in _list(data, "evidence", where)],
+        )
 
 
 @dataclass(slots=True)
@@ -143,6 +219,29 @@ class CaseResult:
             "setup": [e.to_json() for e in self.setup],
             "steps": [s.to_json() for s in self.steps],
         }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "case") -> CaseResult:
+        """Read what :meth:`to_json` wrote.
+
+        Raises:
+            ResultFormatError: a missing or mistyped field.
+        """
+        case_id = _field(data, "id", str, where)
+        where = f"{where} {case_id}"
+        return cls(
+            id=case_id,
+            title=_field(data, "title", str, where),
+            profile=_field(data, "profile", str, where),
+            actor=_field(data, "actor", str, where, ""),
+            reference=_field(data, "reference", str, where, ""),
+            description=_field(data, "description", str, where, ""),
+            outcome=_outcome(data, where),
+            message=_field(data, "message", str, where, ""),
+            seconds=float(_field(data, "seconds", (int, float), where, 0.0)),
+            steps=[StepResult.from_json(s, f"{where} step") for s in _list(data, "steps", where)],
+            setup=[Evidence.from_json(e, f"{where} setup") for e in _list(data, "setup", where)],
+        )
 
 
 @dataclass(slots=True)
@@ -198,3 +297,26 @@ class SuiteResult:
             "notes": list(self.notes),
             "cases": [c.to_json() for c in self.cases],
         }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SuiteResult:
+        """Read what :meth:`to_json` wrote (``report.json``, the hub's ``GET /conformance/report``). The derived
+        fields (``tool``, ``seconds``, ``passed``, ``summary``) are recomputed, not read.
+
+        Raises:
+            ResultFormatError: not such a document (a missing or mistyped field).
+        """
+        where = "report"
+        notes = _list(data, "notes", where)
+        if not all(isinstance(n, str) for n in notes):
+            raise ResultFormatError(f"{where}: 'notes' is a list of strings")
+        return cls(
+            title=_field(data, "title", str, where),
+            target=_field(data, "target", str, where),
+            started=_time(data, "started", where),
+            finished=_time(data, "finished", where),
+            cases=[CaseResult.from_json(c) for c in _list(data, "cases", where)],
+            caller=_field(data, "caller", str, where, ""),
+            notes=list(notes),
+            kind=_field(data, "kind", str, where, "conformance"),
+        )
