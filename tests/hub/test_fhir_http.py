@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from rsb_connector.conformance import wire
 from rsb_connector.hub import fhir as hub_fhir
 from rsb_connector.hub.fhir import (
     capability_statement,
@@ -55,8 +56,6 @@ from rsb_connector.mhd.mapping import as_json, entry_to_document_reference, subm
 from rsb_connector.query import FindDocuments
 from rsb_connector.testing import SyncASGITransport, free_port
 from rsb_connector.xds import constants as xc
-
-from rsb_connector.conformance import wire
 
 PATIENT = SEED_PATIENTS[0].ssin
 OTHER_PATIENT = SEED_PATIENTS[1].ssin
@@ -307,21 +306,23 @@ def test_iti65_bad_profile_is_refused_and_stores_nothing(env: Env, profile: str 
 
 
 @pytest.mark.parametrize(
-    ("reference", "expected"),
+    ("reference", "entries"),
     [
-        ("Patient/not-an-ssin", 404),
-        ("urn:uuid:0b7e4c2a-7d1e-4f0e-9a55-1f2a3b4c5d6e", 404),
-        (f"Patient/{UNREGISTERED}", 404),
+        ("Patient/not-an-ssin", 2),
+        ("urn:uuid:0b7e4c2a-7d1e-4f0e-9a55-1f2a3b4c5d6e", 2),
+        (f"Patient/{UNREGISTERED}", 2),
+        ("urn:uuid:0b7e4c2a-7d1e-4f0e-9a55-1f2a3b4c5d6e", 1),
     ],
-    ids=["unknown-id", "dangling-fullurl", "unknown-patient"],
+    ids=["unknown-id", "dangling-fullurl", "unknown-patient", "document-only"],
 )
-def test_iti65_bad_patient_link_is_refused_and_stores_nothing(env: Env, reference: str, expected: int) -> None:
+def test_iti65_bad_patient_link_is_400_and_stores_nothing(env: Env, reference: str, entries: int) -> None:
+    # 400, not 404: the endpoint exists, the bundle is the bad part (FHIR R4 http.html; asbestos Bad_Patient_Link).
     bundle, _ = one_bundle()
-    for item in bundle["entry"][:2]:
+    for item in bundle["entry"][2 - entries : 2]:
         item["resource"]["subject"] = {"reference": reference}
     before = env.counts()
     response = post(env.http, bundle)
-    assert response.status_code == expected, response.text
+    assert response.status_code == 400, response.text
     assert "XDSUnknownPatientId" in codes(response.json())
     assert env.counts() == before
 
