@@ -6,14 +6,13 @@ The same model carries the connector-validation report (each received message is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from ..errors import RsbError
-from ..identifiers import mask_ssin
+from ..security.redact import redact
 
 __all__ = [
     "EXCERPT_LIMIT",
@@ -83,33 +82,11 @@ class Outcome(StrEnum):
     """Not run: a need is missing (an identity), or an earlier step failed."""
 
 
-_BASE64_DOCUMENT: Final = re.compile(r"(<(?:\w+:)?Document\b[^>]*>)([A-Za-z0-9+/=\s]{64,})(</(?:\w+:)?Document>)")
-_JSON_DATA: Final = re.compile(r'("data"\s*:\s*")([A-Za-z0-9+/=]{16,})(")')
-_SECURITY_BLOBS: Final = re.compile(
-    r"(<(?:\w+:)?(?:BinarySecurityToken|SignatureValue|X509Certificate)\b[^>]*>)([A-Za-z0-9+/=\s]{40,})(</)"
-)
-_BEARER: Final = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
-_ASSERTION: Final = re.compile(r"(client_assertion=)[A-Za-z0-9._~+/=%-]+")
-_TOKEN_JSON: Final = re.compile(r'("access_token"\s*:\s*")[^"]+(")')
-
-
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     """``text`` made fit for a report: document content replaced by its size, tokens and client assertions
-    replaced, every SSIN-like run masked, and cut to ``limit`` characters."""
-    text = _BASE64_DOCUMENT.sub(
-        lambda m: f"{m.group(1)}[document content: {len(m.group(2))} base64 characters]{m.group(3)}", text
-    )
-    text = _JSON_DATA.sub(
-        lambda m: f"{m.group(1)}[document content: {len(m.group(2))} base64 characters]{m.group(3)}", text
-    )
-    text = _SECURITY_BLOBS.sub(lambda m: f"{m.group(1)}[{len(m.group(2))} base64 characters]{m.group(3)}", text)
-    text = _BEARER.sub(r"\1[token]", text)
-    text = _ASSERTION.sub(r"\1[signed assertion]", text)
-    text = _TOKEN_JSON.sub(r"\1[token]\2", text)
-    text = mask_ssin(text)
-    if len(text) > limit:
-        text = text[:limit] + f"\n… [{len(text) - limit} more characters]"
-    return text
+    replaced, every SSIN-like run masked, and cut to ``limit`` characters (:func:`rsb_connector.security.redact.redact`,
+    shared with the hub's connector-validation records)."""
+    return redact(text, limit)
 
 
 @dataclass(slots=True)
