@@ -934,6 +934,7 @@ def test_capability_statement_anonymous(env: Env) -> None:
     assert declared == {
         "DocumentReference": {"read", "search-type"},
         "List": {"read", "search-type"},
+        "Patient": {"create"},
         "Binary": {"read"},
     }
     # what it declares answers (not the catch-all 404), what it does not declare is not served

@@ -159,7 +159,7 @@ def test_fhirclient_reads_the_capability_statement(base_url: str) -> None:
     server.get_capability()  # parsed with fhirclient's strict R4 models
     statement = server.capabilityStatement
     assert statement.fhirVersion == "4.0.1"
-    assert {r.type for r in statement.rest[0].resource} == {"DocumentReference", "List", "Binary"}
+    assert {r.type for r in statement.rest[0].resource} == {"DocumentReference", "List", "Patient", "Binary"}
 
 
 def test_fhirclient_posts_a_hand_written_bundle_then_searches_and_reads_the_binary(base_url: str) -> None:

@@ -26,10 +26,23 @@ OAuth2 (FHIR)
     :func:`require_bearer` is what FHIR routes call (``fhir_routes(authenticate=require_bearer)``): it returns the
     :class:`~rsb_connector.hub.registry.Caller` of a valid ``Authorization: Bearer`` token, and otherwise raises
     :class:`BearerError` (HTTP 401 with ``WWW-Authenticate: Bearer ...`` as RFC 6750 §3 says).
+
+Break-the-glass (FHIR)
+    A professional reading in an emergency sends ``X-Break-The-Glass: <reason>`` (:data:`BREAK_THE_GLASS_HEADER`)
+    beside the bearer token on a reading request (ITI-66, ITI-67, a DocumentReference read, ITI-68).
+    :func:`with_break_the_glass` sets the reason as the caller's
+    :attr:`~rsb_connector.hub.registry.Caller.break_the_glass`; the consent enforcement then lets the professional
+    pass the therapeutic link and access matrix barriers (never the consent, an exclusion, a disallow or a ``V``
+    document) and audits the access with the reason. The reason is free text of 10–200 characters (surrounding
+    whitespace not counted); one of another length is refused by the enforcement with ``LocalPolicyRestrictionError``
+    (rule ``break-the-glass-reason``, HTTP 403), audited. Only an authenticated professional may break the glass:
+    a patient, an organisation or an anonymous caller sending the header is refused with 403
+    (:class:`BreakTheGlassRefused`). The header value is read as UTF-8 (ASCII is safest in HTTP headers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -43,6 +56,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..identifiers import mask_ssin
+from ..policy import ActorKind
 from ..security.identity import Identity, Principal
 from ..security.jwt import (
     CLIENT_ASSERTION_TYPE,
@@ -63,16 +77,19 @@ if TYPE_CHECKING:
     from .app import SoapContext
 
 __all__ = [
+    "BREAK_THE_GLASS_HEADER",
     "DEFAULT_SCOPE",
     "TOKEN_PATH",
     "Authentication",
     "BearerError",
+    "BreakTheGlassRefused",
     "HubSecurity",
     "WsSecurityAuthenticator",
     "caller_from_claims",
     "caller_from_principal",
     "require_bearer",
     "token_route",
+    "with_break_the_glass",
 ]
 
 log = logging.getLogger("rsb_connector.hub")
@@ -85,6 +102,8 @@ INVALID_SCOPE: Final = "invalid_scope"
 UNSUPPORTED_GRANT_TYPE: Final = "unsupported_grant_type"
 MAX_TOKEN_REQUEST_BYTES: Final = 64 * 1024
 REALM: Final = "rsb-hub"
+BREAK_THE_GLASS_HEADER: Final = "X-Break-The-Glass"
+"""The request header carrying a professional's break-the-glass reason on FHIR reading requests."""
 _SCOPE = re.compile(r"(system|user|patient)/(\*|[A-Z][A-Za-z]*)\.(\*|read|write|[cruds]+)")
 _FORM_MEDIA = "application/x-www-form-urlencoded"
 
@@ -430,3 +449,58 @@ async def require_bearer(request: Request) -> Caller:
     except JwtError as exc:
         raise BearerError(exc.error, exc.description) from exc
     return caller_from_claims(claims)
+
+
+# ------------------------------------------------------------------------------------------------ break-the-glass
+
+
+class BreakTheGlassRefused(HTTPException):
+    """A break-the-glass header the hub does not accept: HTTP 403 (400 for a repeated header). FHIR routes answer
+    it as an OperationOutcome.
+
+    Attributes:
+        description: what was wrong, for a person.
+    """
+
+    def __init__(self, description: str, *, status_code: int = 403) -> None:
+        super().__init__(status_code=status_code, detail=description)
+        self.description = description
+
+
+def _header_text(raw: str) -> str:
+    """A header value as text: HTTP carries bytes, which Starlette decodes as Latin-1; UTF-8 is what clients send
+    for non-ASCII text, so the bytes are read again as UTF-8 when they are valid UTF-8."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def with_break_the_glass(request: Request, caller: Caller) -> Caller:
+    """``caller`` with the break-the-glass reason of the request's ``X-Break-The-Glass`` header (module docstring);
+    ``caller`` unchanged when the header is absent.
+
+    The reason's length is not checked here: the consent enforcement refuses (and audits) a reason that is not
+    10–200 characters long, with the rule that says so.
+
+    Raises:
+        BreakTheGlassRefused: the header is repeated (400), or the caller is not an authenticated professional
+            (403: patients read their own documents without it; organisations do not read).
+    """
+    values = request.headers.getlist(BREAK_THE_GLASS_HEADER)
+    if not values:
+        return caller
+    if len(values) > 1:
+        raise BreakTheGlassRefused(
+            f"{BREAK_THE_GLASS_HEADER} is repeated: send one reason (10-200 characters)", status_code=400
+        )
+    reason = _header_text(values[0])
+    if not caller.authenticated or caller.actor().kind is not ActorKind.PROFESSIONAL:
+        who = "an anonymous caller" if not caller.authenticated else f"{mask_ssin(caller.subject)} (not a professional)"
+        raise BreakTheGlassRefused(
+            f"{who} cannot break the glass: only an authenticated healthcare professional may, with a reason of "
+            "10-200 characters (patients read their own documents without it; organisations do not read). "
+            f"Send the request without {BREAK_THE_GLASS_HEADER}"
+        )
+    log.info("break-the-glass by %s", mask_ssin(caller.subject))
+    return dataclasses.replace(caller, break_the_glass=reason)

@@ -19,6 +19,10 @@ route                                                  what
 ``DELETE /fhir/CareTeam/<id>``                         revoke a therapeutic link
 ``GET /fhir/AuditEvent?patient=SSIN``                  the patient's own audit trail (masked)
 ``GET /fhir/$check-access?patient=SSIN&action=read``   the access decision, computed by the hub's engine (JSON)
+``POST /fhir/DocumentReference/$hold-back``            an author holds a document back from the patient (Parameters
+                                                       ``uniqueId``, optional ``until``)
+``POST /fhir/DocumentReference/$release``              an author releases a held-back document to the patient
+                                                       (Parameters ``uniqueId``)
 =====================================================  ===========================================================
 
 **Revocation is DELETE.** Nothing is erased: ``DELETE`` closes the record (revoked today, or the exclusion lifted)
@@ -40,6 +44,17 @@ system); ``provision.period`` gives its first and last day (from today, until li
 (KMEHR CD-THERAPEUTICLINKTYPE: ``gpconsultation``...); ``period`` start and end (end absent: the profession's
 default validity); the proof of the patient's presence in extension :data:`PROOF_EXTENSION` (``valueCoding`` of
 :data:`PROOF_SYSTEM`: ``eidreading``...). Resource ids: ``link-<n>``.
+
+**Held-back documents** (``$hold-back`` / ``$release``): the body is a FHIR ``Parameters`` resource with
+``uniqueId`` — the document's uniqueId (``DocumentReference.masterIdentifier``) as ``valueString``, ``valueOid``,
+``valueUri`` or ``valueIdentifier``, bare or ``urn:oid:``-prefixed — and, for ``$hold-back``, an optional ``until``
+(``valueDate``): the patient sees the document again from that day on (it must be after today); without it the
+document is held back for good (until released). Only an author of the document (a professional named in its
+authorPerson) may hold it back or release it; anybody else, and an unknown document alike, is 403 (the refusal
+does not tell whether the document exists). A new hold replaces the previous one. The answer is a ``Parameters``
+with ``uniqueId``, ``status`` (``held-back`` or ``released``) and ``until`` when set. Professionals' access is not
+affected: a hold governs the patient's own view (find, retrieve, and the document ids of the patient's audit trail).
+Releasing a document that is not held back is 404. Both changes are audited.
 
 **Reading.** The patient (or a minor's registered legal representative) sees everything about the patient; a
 professional or an organisation sees the consents, and only the exclusions and links that name them; another
@@ -667,6 +682,81 @@ class ConsentApi:
         )
         return JSONResponse(decision_json(decision))
 
+    # ------------------------------------------------------------------------------------------ held back
+    async def hold_back(self, request: Request) -> Response:
+        """``POST /fhir/DocumentReference/$hold-back``: an author holds a document back from the patient."""
+        caller = await self.authenticate(request)
+        values = _operation_parameters(await _body(request, "Parameters"), {"uniqueId", "until"})
+        unique_id = _unique_id_parameter(values)
+        until = _until_parameter(values.get("until"))
+        held = self.consents.hold_back(unique_id, by=caller, until=until)
+        return _json(_hold_parameters(unique_id, "held-back", held.value.until))
+
+    async def release(self, request: Request) -> Response:
+        """``POST /fhir/DocumentReference/$release``: an author releases a held-back document to the patient."""
+        caller = await self.authenticate(request)
+        values = _operation_parameters(await _body(request, "Parameters"), {"uniqueId"})
+        unique_id = _unique_id_parameter(values)
+        self.consents.release(unique_id, by=caller)
+        return _json(_hold_parameters(unique_id, "released", None))
+
+
+# ============================================================================================== operations
+
+
+_VALUE_KEYS: Final = ("valueString", "valueOid", "valueUri", "valueCode", "valueIdentifier", "valueDate")
+
+
+def _operation_parameters(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
+    """An operation's ``Parameters``: name → value (each parameter at most once, only ``allowed`` names)."""
+    from fhir.resources.R4B.parameters import Parameters
+
+    Parameters.model_validate(dict(data))
+    values: dict[str, Any] = {}
+    for parameter in data.get("parameter") or []:
+        name = parameter.get("name") if isinstance(parameter, Mapping) else None
+        if name not in allowed:
+            raise _BadRequest(f"unknown parameter {name!r}: this operation takes {', '.join(sorted(allowed))}")
+        if name in values:
+            raise _BadRequest(f"the parameter {name!r} is given twice")
+        found = [parameter[k] for k in _VALUE_KEYS if k in parameter]
+        if len(found) != 1:
+            raise _BadRequest(f"the parameter {name!r} needs one value ({', '.join(_VALUE_KEYS)})")
+        values[name] = found[0]
+    return values
+
+
+def _unique_id_parameter(values: Mapping[str, Any]) -> str:
+    """The document uniqueId of the ``uniqueId`` parameter (``urn:oid:`` removed)."""
+    raw = values.get("uniqueId")
+    if isinstance(raw, Mapping):
+        raw = raw.get("value")
+    if not isinstance(raw, str) or not raw.strip():
+        raise _BadRequest(
+            "the uniqueId parameter is required: the document's uniqueId (DocumentReference.masterIdentifier), "
+            "e.g. valueString 2.25.1234 or valueIdentifier urn:oid:2.25.1234"
+        )
+    text = raw.strip()
+    return text[len("urn:oid:") :] if text.lower().startswith("urn:oid:") else text
+
+
+def _until_parameter(raw: Any) -> date | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) != 10:
+        raise _BadRequest(f"until is a date (valueDate YYYY-MM-DD), not {raw!r}")
+    return _day(raw, "until")
+
+
+def _hold_parameters(unique_id: str, status: str, until: date | None) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": "uniqueId", "valueString": unique_id},
+        {"name": "status", "valueCode": status},
+    ]
+    if until is not None:
+        parameters.append({"name": "until", "valueDate": until.isoformat()})
+    return {"resourceType": "Parameters", "parameter": parameters}
+
 
 def decision_json(decision: Decision) -> dict[str, Any]:
     """A decision as the JSON ``$check-access`` answers."""
@@ -700,6 +790,8 @@ def consent_routes(
         ("/CareTeam/{id}", api.delete_link, "DELETE"),
         ("/AuditEvent", api.search_audit, "GET"),
         ("/$check-access", api.check_access, "GET"),
+        ("/DocumentReference/$hold-back", api.hold_back, "POST"),
+        ("/DocumentReference/$release", api.release, "POST"),
     ]
     return [
         Route(prefix + path, _guarded(handler), methods=[method], name=f"consent-{method.lower()}{path}")

@@ -350,9 +350,13 @@ class Enforcer:
         return VisibleReader(reader, view)
 
     # ------------------------------------------------------------------------------------------ requests
-    def glass_problem(self, caller: Caller, *, action: AuditAction, transaction: str) -> Problem | None:
-        """The refusal of a professional's break-the-glass reason of the wrong length (audited), None when there is
-        no reason or it is acceptable. Patients and organisations cannot break the glass: their reason is ignored."""
+    def glass_problem(
+        self, caller: Caller, *, action: AuditAction, transaction: str, patient: str | None = None
+    ) -> Problem | None:
+        """The refusal of a professional's break-the-glass reason of the wrong length (audited, under ``patient``'s
+        XDS patient id or SSIN when the request names one, so that the patient's trail shows the attempt), None
+        when there is no reason or it is acceptable. Patients and organisations cannot break the glass: their reason
+        is ignored."""
         reason = caller.break_the_glass
         if reason is None or self.actor(caller).kind is not ActorKind.PROFESSIONAL:
             return None
@@ -368,6 +372,7 @@ class Enforcer:
             caller,
             action=action,
             decision=False,
+            patient=_key(patient) or None,
             rule=Rule.BREAK_THE_GLASS_REASON.value,
             reason=decision.reason,
             break_the_glass=reason,

@@ -17,6 +17,15 @@ Routes (under ``base_path``, ``/fhir`` by default), mounted with :func:`fhir_rou
 ``GET /fhir/metadata``                  the CapabilityStatement (no authentication: clients discover OAuth here)
 ======================================  =====================================================================
 
+Break-the-glass: a professional reading in an emergency adds ``X-Break-The-Glass: <reason of 10-200 characters>``
+to a reading request (ITI-66, ITI-67, a DocumentReference read, ITI-68) beside the bearer token
+(:func:`~rsb_connector.hub.auth.with_break_the_glass`). The consent enforcement then passes the therapeutic link and
+access matrix barriers (never the consent, an exclusion, a disallow or a very restricted document) and audits the
+access with the reason, which the patient sees in their trail (``GET /fhir/AuditEvent``, ``purposeOfUse`` BTG). A
+reason of another length is 403 (``LocalPolicyRestrictionError``, rule ``break-the-glass-reason``), audited under the
+patient searched for; a patient, organisation or anonymous caller sending the header is 403; the header on ITI-65
+is 400 (publishing needs the publisher's own therapeutic link).
+
 Conventions:
 
 - **Ids.** The FHIR id of a DocumentReference, of its Binary and of a SubmissionSet List is the UUID of the XDS
@@ -100,14 +109,18 @@ from ..query import (
     GetSubmissionSetAndContents,
     Query,
 )
+from .audit import AuditAction
+from .auth import BREAK_THE_GLASS_HEADER, with_break_the_glass
 from .registry import ANONYMOUS, Caller, IncomingDocument, QueryResult, Registry, RetrievedDocument
 
 __all__ = [
     "BINARY_RESOURCE_LIMIT",
     "CXI_TYPES",
     "FHIR_JSON",
+    "HOLD_BACK_OPERATION",
     "MAX_BUNDLE_BYTES",
     "MAX_SEARCH_BODY_BYTES",
+    "RELEASE_OPERATION",
     "Authenticate",
     "capability_statement",
     "choose_representation",
@@ -133,6 +146,11 @@ MAX_SEARCH_BODY_BYTES: Final = 1024 * 1024
 BINARY_RESOURCE_LIMIT: Final = 16 * 1024 * 1024
 """Largest document ITI-68 returns wrapped in a FHIR Binary resource (base64 in JSON) when ``Accept`` asks for FHIR
 JSON rather than the document's own type; larger ones are served only as themselves (406 otherwise)."""
+
+HOLD_BACK_OPERATION: Final = "urn:rsb-connector:OperationDefinition:DocumentReference-hold-back"
+"""The canonical of ``POST DocumentReference/$hold-back`` (served by :mod:`rsb_connector.hub.consent_api`)."""
+RELEASE_OPERATION: Final = "urn:rsb-connector:OperationDefinition:DocumentReference-release"
+"""The canonical of ``POST DocumentReference/$release``."""
 
 FHIR_VERSION: Final = "4.0.1"
 CAPABILITY_DATE: Final = "2025-01-15"
@@ -517,11 +535,21 @@ class _FhirApi:
     value_sets: ValueSets = field(default_factory=load_value_sets)
 
     # ------------------------------------------------------------------------------------------ plumbing
-    async def caller(self, request: Request) -> Caller:
-        """The caller (the authenticator's verdict; anonymous when the hub runs without one)."""
-        if self.authenticate is None:
-            return ANONYMOUS
-        return await self.authenticate(request)
+    async def caller(self, request: Request, *, reading: bool = False) -> Caller:
+        """The caller (the authenticator's verdict; anonymous when the hub runs without one). A ``reading``
+        request may carry a professional's break-the-glass reason (:data:`BREAK_THE_GLASS_HEADER`); any other is
+        refused with 400 when it does."""
+        caller = ANONYMOUS if self.authenticate is None else await self.authenticate(request)
+        if reading:
+            return with_break_the_glass(request, caller)
+        if request.headers.get(BREAK_THE_GLASS_HEADER) is not None:
+            raise _FhirError(
+                400,
+                message=f"{BREAK_THE_GLASS_HEADER} applies to reading (ITI-66, ITI-67, ITI-68) only: publishing needs "
+                "the publisher's own therapeutic link with the patient; send the request without it",
+                issue="not-supported",
+            )
+        return caller
 
     def base_url(self, request: Request) -> str:
         """The FHIR base URL as the client sees it: ``<scheme>://<host>[:port][root_path]<base_path>``."""
@@ -578,6 +606,17 @@ class _FhirApi:
                     raise _FhirError(400, message="the form body is not UTF-8", issue="invalid") from None
                 pairs += parse_qsl(text, keep_blank_values=True)
         return _normalise_params(pairs)
+
+    def _check_glass(self, caller: Caller, patient_id: str | None) -> None:
+        """Refuse (403) a professional's break-the-glass reason of the wrong length before searching, audited under
+        the patient searched for, so that the patient sees the attempt in their trail. (The registry refuses it too,
+        but before it knows the patient.)"""
+        enforcer = self.registry.enforcer
+        if caller.break_the_glass is None or enforcer is None:
+            return
+        problem = enforcer.glass_problem(caller, action=AuditAction.FIND, transaction="ITI-67", patient=patient_id)
+        if problem is not None:
+            raise _FhirError(403, [problem])
 
     # ------------------------------------------------------------------------------------------ ITI-65
     async def transaction(self, request: Request) -> Response:
@@ -639,7 +678,7 @@ class _FhirApi:
     # ------------------------------------------------------------------------------------------ ITI-67
     async def search_documents(self, request: Request) -> Response:
         """ITI-67 Find Document References (GET, or POST ``_search`` with a form body)."""
-        caller = await self.caller(request)
+        caller = await self.caller(request, reading=True)
         params = await self.search_params(request)
         _check_json_answer(request, params)
         base = self.base_url(request)
@@ -653,6 +692,7 @@ class _FhirApi:
             raise _FhirError(400, exc.problems) from None
         if isinstance(query, FindDocumentsByReferenceId):
             query = dataclasses.replace(query, reference_ids=with_cxi_types(query.reference_ids))
+        self._check_glass(caller, getattr(query, "patient_id", None))
         entries = self.query(query, caller).entries
         resources = self._document_references(entries, caller, base)
         self_link = f"{base}/DocumentReference"
@@ -688,7 +728,7 @@ class _FhirApi:
 
     async def read_document(self, request: Request) -> Response:
         """Read one DocumentReference (``GET /DocumentReference/<id>``)."""
-        caller = await self.caller(request)
+        caller = await self.caller(request, reading=True)
         _check_json_answer(request, request.query_params.multi_items())
         rid = str(request.path_params["id"])
         base = self.base_url(request)
@@ -719,7 +759,7 @@ class _FhirApi:
     # ------------------------------------------------------------------------------------------ ITI-66
     async def search_lists(self, request: Request) -> Response:
         """ITI-66 Find Document Lists (SubmissionSets; this hub stores no Folders)."""
-        caller = await self.caller(request)
+        caller = await self.caller(request, reading=True)
         params = await self.search_params(request)
         _check_json_answer(request, params)
         base = self.base_url(request)
@@ -880,7 +920,7 @@ class _FhirApi:
 
     async def read_list(self, request: Request) -> Response:
         """Read one SubmissionSet List (``GET /List/<id>``)."""
-        caller = await self.caller(request)
+        caller = await self.caller(request, reading=True)
         _check_json_answer(request, request.query_params.multi_items())
         rid = str(request.path_params["id"])
         answer = await run_in_threadpool(self._read_list, rid, caller)
@@ -915,7 +955,7 @@ class _FhirApi:
     # ------------------------------------------------------------------------------------------ ITI-68
     async def binary(self, request: Request) -> Response:
         """ITI-68 Retrieve Document: the document itself, or a FHIR Binary resource when FHIR JSON is preferred."""
-        caller = await self.caller(request)
+        caller = await self.caller(request, reading=True)
         rid = str(request.path_params["id"])
         document = await run_in_threadpool(self._retrieve, rid, caller)
         accept = request.headers.get("accept")
@@ -1067,7 +1107,13 @@ def capability_statement(base_url: str, *, token_url: str | None = None) -> Json
                 }
             ],
             "description": f"Requests authenticate with a bearer token from {token_url} (client_credentials grant, "
-            "private_key_jwt client authentication signed with the caller's certificate key); /metadata is public.",
+            "private_key_jwt client authentication signed with the caller's certificate key); /metadata is public. "
+            "The Belgian consent rules decide every access (consent, exclusions, therapeutic links, access matrix, "
+            "confidentiality, documents held back from the patient) and every decision is audited. Break-the-glass: "
+            f"a professional reading in an emergency (ITI-66, ITI-67, ITI-68) adds the header {BREAK_THE_GLASS_HEADER}"
+            ": <reason of 10-200 characters>; it passes the therapeutic link and access matrix (never the consent, "
+            "an exclusion or a very restricted document), is audited with the reason and shown to the patient. A "
+            "reason of another length is refused (403); patients and organisations cannot break the glass (403).",
         }
     else:
         security = {
@@ -1112,12 +1158,28 @@ def capability_statement(base_url: str, *, token_url: str | None = None) -> Json
                             mc.DOCUMENT_REFERENCE_COMPREHENSIVE,
                             mc.DOCUMENT_REFERENCE_UNCONTAINED,
                         ],
-                        "documentation": "Created by ITI-65 only; searched with GET or POST _search (ITI-67).",
+                        "documentation": "Created by ITI-65 only; searched with GET or POST _search (ITI-67). "
+                        "An author holds a document back from the patient with POST DocumentReference/$hold-back "
+                        "(Parameters: uniqueId, optional until) and releases it with POST DocumentReference/$release "
+                        "(Parameters: uniqueId).",
                         "interaction": search_types,
                         "versioning": "no-version",
                         "readHistory": False,
                         "updateCreate": False,
                         "searchParam": params(_DOCUMENT_REFERENCE_SEARCH),
+                        "operation": [
+                            {
+                                "name": "hold-back",
+                                "definition": HOLD_BACK_OPERATION,
+                                "documentation": "An author hides a document from the patient until a day (Parameters "
+                                "until, a date after today) or for good; the patient's other access is unchanged.",
+                            },
+                            {
+                                "name": "release",
+                                "definition": RELEASE_OPERATION,
+                                "documentation": "An author releases a held-back document to the patient at once.",
+                            },
+                        ],
                     },
                     {
                         "type": "List",
