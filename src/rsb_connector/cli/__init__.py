@@ -43,6 +43,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
     from ..hub.app import HubConfig
     from ..hub.server import default_pki, serve
     from ..security.pki import PkiError, load_pki
+    from ..xds.schema import SchemaUnavailable
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = Path(args.data_dir)
@@ -64,6 +65,18 @@ def _hub_serve(args: argparse.Namespace) -> int:
             f"first local try only — never expose it; signed requests are still verified.{_RESET}",
             file=sys.stderr,
         )
+    schemas = Path(args.schemas).expanduser() if args.schemas else None
+    if schemas is not None and not args.connector_validation:
+        print("error: --schemas is used by connector validation: drop --no-connector-validation", file=sys.stderr)
+        return EXIT_USAGE
+    if args.connector_validation:
+        where = schemas.resolve() if schemas is not None else "not run"
+        print(
+            f"connector validation: on (schema check: {where}): every message is graded; "
+            "see GET /conformance/report or rsb conformance connector-report"
+        )
+    else:
+        print("connector validation: off")
     config = HubConfig()
     if args.max_message_mb is not None:
         config.max_message_bytes = args.max_message_mb
@@ -80,8 +93,10 @@ def _hub_serve(args: argparse.Namespace) -> int:
             allow_unsigned=args.allow_unsigned,
             tls=args.tls,
             config=config,
+            connector_validation=args.connector_validation,
+            schemas=schemas,
         )
-    except ValueError as exc:
+    except (ValueError, SchemaUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
@@ -143,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-results", type=int, default=1000, help="stored query result cap → XDSTooManyResults (default 1000)"
     )
+    serve.add_argument(
+        "--connector-validation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="grade and record every message received (schema, metadata, security, MHD profile) for "
+        "GET /conformance/report and rsb conformance connector-report (default: on)",
+    )
+    serve.add_argument(
+        "--schemas",
+        metavar="DIR",
+        help="the official IHE XDS schemas (the ihe-xds-schemas folder, holding iti/schema) for the connector "
+        "validation's schema check; without it the check is not run",
+    )
     serve.set_defaults(func=_hub_serve)
 
     pki = hub_sub.add_parser("pki", help="development PKI: a CA, the hub's certificate, sample identities")
@@ -163,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .consent_commands import register as register_consent_commands
 
     register_consent_commands(sub, hub_sub)
+    from .conformance_commands import register as register_conformance_commands
+
+    register_conformance_commands(sub)
     return parser
 
 

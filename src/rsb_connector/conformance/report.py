@@ -359,7 +359,7 @@ def _html_case(index: int, case: CaseResult, words: _Wording) -> str:
         _html_why(case, words),
         f'<dl class="meta">{meta_html}</dl>',
         f'<p class="description">{_e(case.description)}</p>' if case.description else "",
-        _html_evidence("Setup exchanges (outside the steps)", case.setup),
+        _html_evidence("Setup exchanges, outside the steps", case.setup),
         _html_steps(case, words),
         "</div></details>",
     ]
