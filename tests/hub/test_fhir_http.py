@@ -571,6 +571,21 @@ def test_iti67_search_by_patient_status_identifier_and_id(env: Env, rich: dict[s
     assert found_ids(search(env.http, ("_id", str(uuid.uuid4())))) == set()
 
 
+def test_iti67_identifier_is_anded_with_patient_and_status(env: Env, rich: dict[str, Any]) -> None:
+    # FHIR ANDs search parameters: the identifier names a candidate, patient and status must hold for it too.
+    by_uid = ("identifier", f"urn:ietf:rfc:3986|urn:oid:{rich['unique_id']}")
+    by_uuid = ("identifier", f"urn:ietf:rfc:3986|urn:uuid:{rich['id']}")
+    for identifier in (by_uid, by_uuid, ("_id", rich["id"])):
+        assert found_ids(search(env.http, *by_patient(), identifier)) == {rich["id"]}
+        assert found_ids(search(env.http, *by_patient(status="current,superseded"), identifier)) == {rich["id"]}
+        assert found_ids(search(env.http, *by_patient(status="superseded"), identifier)) == set()
+        assert found_ids(search(env.http, *by_patient(OTHER_PATIENT), identifier)) == set()
+        assert found_ids(search(env.http, ("status", "superseded"), identifier)) == set()
+        assert found_ids(search(env.http, ("patient", f"Patient/{PATIENT}"), identifier)) == {rich["id"]}
+    bad = env.http.get("/fhir/DocumentReference", params=[by_uid, ("status", "finished")])
+    assert bad.status_code == 400 and codes(bad.json()) == {"XDSRegistryError"}
+
+
 @pytest.mark.parametrize(
     "query",
     [

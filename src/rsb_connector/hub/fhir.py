@@ -85,7 +85,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..errors import Problem, QueryError, Severity
-from ..identifiers import Ssin, parse_cx
+from ..identifiers import Cx, Ssin, parse_cx
 from ..metadata.model import AssociationType, AvailabilityStatus, Code, DocumentEntry, SubmissionSet
 from ..metadata.valuesets import CodeKind, ValueSets, load_value_sets
 from ..mhd import constants as mc
@@ -172,6 +172,7 @@ _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 _PATIENT_REFERENCE: Final = re.compile(r"(?:.*/)?Patient/([^/?#]+)(?:/_history/[^/?#]+)?/?")
 _CHUNK: Final = 200  # ids per GetDocuments / GetAssociations call (keeps each answer far below max_results)
 _LIST_PATIENT_PARAMS: Final = frozenset({"patient", "patient.identifier"})
+_DOCUMENT_STATUSES: Final = {"current": AvailabilityStatus.APPROVED, "superseded": AvailabilityStatus.DEPRECATED}
 _ALIASES: Final = {
     "patient:identifier": "patient.identifier",
     "subject": "patient",
@@ -694,11 +695,55 @@ class _FhirApi:
             query = dataclasses.replace(query, reference_ids=with_cxi_types(query.reference_ids))
         self._check_glass(caller, getattr(query, "patient_id", None))
         entries = self.query(query, caller).entries
+        if isinstance(query, GetDocuments):
+            entries = self._narrow(entries, params)
         resources = self._document_references(entries, caller, base)
         self_link = f"{base}/DocumentReference"
         if params:
             self_link += "?" + urlencode(params)
         return _searchset(base, "DocumentReference", resources, self_link)
+
+    def _narrow(self, entries: Sequence[DocumentEntry], params: Sequence[tuple[str, str]]) -> list[DocumentEntry]:
+        """The entries of an ``identifier`` / ``_id`` search that also match its ``patient`` (``patient.identifier``)
+        and ``status``: FHIR ANDs the parameters of a search, and ITI-67 sends both with every search, so a document
+        of another patient, or not in the status asked for, is no match even when named by its identifier. (The other
+        filters are not applied to an identifier search.)"""
+        problems: list[Problem] = []
+        patient: Cx | None = None
+        patient_params = [(n, v) for n, v in params if n in _LIST_PATIENT_PARAMS]
+        if patient_params:
+            try:
+                probe = parse_search(
+                    [*patient_params, ("status", "current")],
+                    resolve_patient=resolve_patient_reference,
+                    value_sets=self.value_sets,
+                )
+            except QueryError as exc:
+                raise _FhirError(400, exc.problems) from None
+            assert isinstance(probe, FindDocuments)
+            patient = parse_cx(probe.patient_id)
+        statuses: set[AvailabilityStatus] = set()
+        for token in (t for name, raw in params if name == "status" for t in _split_or(raw)):
+            system, code = _token(token)
+            if code in _DOCUMENT_STATUSES and system in (None, "", mc.DOCUMENT_REFERENCE_STATUS_SYSTEM):
+                statuses.add(_DOCUMENT_STATUSES[code])
+            else:
+                problems.append(_error("XDSRegistryError", "status", f"status {token!r}: use current or superseded"))
+        if problems:
+            raise _FhirError(400, problems)
+
+        def same_patient(entry: DocumentEntry) -> bool:
+            try:
+                cx = parse_cx(entry.patient_id or "")
+            except ValueError:
+                return False
+            return patient is not None and (cx.id, cx.authority_oid) == (patient.id, patient.authority_oid)
+
+        return [
+            e
+            for e in entries
+            if (patient is None or same_patient(e)) and (not statuses or e.availability_status in statuses)
+        ]
 
     def _document_references(self, entries: Sequence[DocumentEntry], caller: Caller, base: str) -> list[Json]:
         """The DocumentReferences of ``entries``, with the relationships (``relatesTo``) each is the source of."""
