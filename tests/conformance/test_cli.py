@@ -368,3 +368,83 @@ def test_connector_report_usage_errors(
     assert code == EXIT_USAGE
     assert "unreachable" in err
     assert fake_fetch["calls"] == []
+
+
+# ------------------------------------------------------------------------------------------------- TLS, password
+
+
+@pytest.mark.slow
+def test_run_against_a_mutual_tls_hub(
+    rsb_pki: PkiDescription, gp_p12: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over https the PKI's CA is the TLS trust anchor and the identity the client certificate."""
+    with LiveHub(tmp_path / "hub", pki=rsb_pki, tls=True) as hub:
+        assert hub.url.startswith("https://")
+        common = ["--identity", gp_p12, "--password", rsb_pki.password, "--only", "XDS-001", "--json"]
+        code, out, err = run(
+            capsys, "conformance", "run", "--hub", hub.url, *common, "--report-dir", str(tmp_path / "r")
+        )
+        assert code == EXIT_OK, out + err
+        assert json.loads(out)["summary"]["passed"] == 1
+
+        other_ca = _foreign_ca(tmp_path / "other-ca.pem")
+        code, out, _err = run(
+            capsys,
+            "conformance",
+            "run",
+            "--hub",
+            hub.url,
+            *common,
+            "--ca",
+            str(other_ca),
+            "--report-dir",
+            str(tmp_path),
+        )
+        assert code == EXIT_USAGE
+        assert "unreachable over TLS" in json.loads(out)["error"]["message"]
+
+
+def test_the_password_comes_from_the_option_the_environment_or_a_terminal_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rsb_connector.cli import conformance_commands as commands
+
+    asked: list[str] = []
+    monkeypatch.setattr(commands.getpass, "getpass", lambda prompt: asked.append(prompt) or "typed")
+    args = types.SimpleNamespace(password=None, identity="me.p12")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    assert commands._password(args) is None  # no terminal: nobody to ask
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    assert commands._password(args) == "typed"
+    assert asked == ["password of me.p12: "]
+    monkeypatch.setenv("RSB_IDENTITY_PASSWORD", "from-identity-variable")
+    assert commands._password(args) == "from-identity-variable"
+    monkeypatch.setenv("RSB_PASSWORD", "from-variable")
+    assert commands._password(args) == "from-variable"
+    args.password = "given"
+    assert commands._password(args) == "given"
+    assert asked == ["password of me.p12: "]
+
+
+def test_a_case_without_implementation_is_refused_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, gp_p12: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rsb_connector.cli import conformance_commands as commands
+
+    monkeypatch.setattr(commands, "implementations", dict)
+    down = f"http://127.0.0.1:{_closed_port()}"
+    code, _out, err = run(
+        capsys,
+        "conformance",
+        "run",
+        "--hub",
+        down,
+        "--identity",
+        gp_p12,
+        "--report-dir",
+        str(tmp_path),
+        "--only",
+        "XDS-001",
+    )
+    assert code == EXIT_USAGE
+    assert "no implementation for XDS-001" in err

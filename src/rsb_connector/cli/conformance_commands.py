@@ -19,6 +19,7 @@ import getpass
 import importlib
 import json
 import os
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
+from ..conformance.cases import implementations
 from ..conformance.catalogue import Case, Catalogue, CatalogueError, load_catalogue
 from ..conformance.context import Environment
 from ..conformance.report import write_reports
@@ -277,6 +279,11 @@ def _check_hub(hub: str, verify: Any) -> None:
     try:
         answer = httpx.get(f"{hub}/healthz", verify=verify, timeout=10.0)
     except httpx.HTTPError as exc:
+        if isinstance(exc.__context__, ssl.SSLError) or "SSL" in str(exc):
+            raise _UsageError(
+                f"the hub at {hub} is unreachable over TLS ({exc}): check --ca (the CA of the hub's certificate) "
+                "and that the hub accepts --identity as client certificate"
+            ) from None
         raise _UsageError(f"the hub at {hub} is unreachable ({type(exc).__name__}: {exc or 'no answer'})") from None
     if answer.status_code != 200:
         raise _UsageError(f"the hub at {hub} is not healthy: GET /healthz answered HTTP {answer.status_code}")
@@ -310,6 +317,13 @@ def _run(args: argparse.Namespace) -> int:
     selected = catalogue.select(args.only, args.profile)
     if not selected:
         raise _UsageError("the selection holds no case")
+    registry = implementations()
+    missing = [c.id for c in selected if c.id not in registry]
+    if missing:
+        raise _UsageError(
+            f"no implementation for {', '.join(missing)}: this installation's catalogue and cases do not match "
+            "(leave them out with --only / --profile)"
+        )
     if not args.identity:
         raise _UsageError("--identity FILE is required: the suite signs its requests as that identity")
     hub = str(args.hub).rstrip("/")
