@@ -170,7 +170,7 @@ def test_html_summary_and_case_table() -> None:
     assert [r.xpath("string(td[5])") for r in rows] == ["PASSED", "FAILED", "ERROR", "SKIPPED"]
     assert [r.xpath("string(td[6])") for r in rows] == ["0.50", "0.75", "0.10", "0.00"]
     assert "needs nurse" in rows[3].text_content()
-    assert "XDSRepositoryMetadataError" in rows[1].text_content()
+    assert "step 2: XDSRepositoryMetadataError" in rows[1].text_content()
 
 
 def test_html_case_details_steps_evidence_and_why() -> None:
@@ -338,7 +338,7 @@ def test_junit_outcome_elements() -> None:
 
     failure = failed.find("failure")
     assert failure is not None and [c.tag for c in failed] == ["failure", "system-out"]
-    assert failure.get("message") == "XDSRepositoryMetadataError; got 'Success'"
+    assert failure.get("message") == "step 2: XDSRepositoryMetadataError; got 'Success'"
     assert "Step 2: Provide and Register with a wrong hash" in failure.text
     assert "Expected: Failure with XDSRepositoryMetadataError" in failure.text
     assert "answer " + HOSTILE in failure.text  # the last exchange's answer, as text

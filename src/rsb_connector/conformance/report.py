@@ -163,6 +163,11 @@ def _why(case: CaseResult) -> tuple[StepResult | None, str]:
     return None, case.message or "no reason was recorded"
 
 
+def _headline(case: CaseResult) -> str:
+    """The one-line reason of a case that did not pass: the runner's (``step 2: ...``) or the step's."""
+    return case.message or _why(case)[1]
+
+
 # ------------------------------------------------------------------------------------------------- HTML
 
 _CSS: Final = """
@@ -269,8 +274,7 @@ def _html_case_table(result: SuiteResult, words: _Wording) -> str:
     for index, case in enumerate(result.cases, 1):
         reason = ""
         if case.outcome is not Outcome.PASSED:
-            _step, why = _why(case)
-            reason = f'<div class="reason {_e(case.outcome.value)}">{_e(why)}</div>'
+            reason = f'<div class="reason {_e(case.outcome.value)}">{_e(_headline(case))}</div>'
         rows.append(
             f'<tr class="case-row {_e(case.outcome.value)}">'
             f'<td><a href="#{_anchor(index, case)}"><code>{_e(case.id)}</code></a></td>'
@@ -467,7 +471,7 @@ def _testcase(parent: etree._Element, case: CaseResult, prefix: str) -> None:
         name=_x(f"{case.id} {case.title}"),
         time=_seconds(case.seconds),
     )
-    _step, why = _why(case)
+    why = _headline(case)
     if case.outcome is Outcome.FAILED:
         problem = etree.SubElement(element, "failure", message=_x(why), type="failed")
         problem.text = _x(_problem_text(case))
