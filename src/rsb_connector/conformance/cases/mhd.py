@@ -84,8 +84,12 @@ class _Fhir:
         return self.http.post(f"/fhir/{kind}/_search", content=urlencode(list(params)).encode(), headers=headers)
 
     def retrieve(self, url: str, accept: str | None) -> httpx.Response:
-        """ITI-68: GET a document's attachment.url (absolute, as the hub gave it)."""
-        headers = {"authorization": self.headers["authorization"]}
+        """ITI-68: GET a document's attachment.url (absolute, as the hub gave it). The bearer token goes only to the
+        hub's own origin: a URL elsewhere gets the request without it."""
+        hub = urlsplit(str(self.http.base_url))
+        target = urlsplit(url)
+        same_origin = (target.scheme, target.netloc) == (hub.scheme, hub.netloc) or not target.netloc
+        headers = {"authorization": self.headers["authorization"]} if same_origin else {}
         if accept is not None:
             headers["accept"] = accept
         return self.http.get(url, headers=headers)
@@ -226,11 +230,9 @@ def _unique_id(resource: Json) -> str:
     return value.removeprefix("urn:oid:")
 
 
-def _found(
-    t: CaseContext, response: httpx.Response, expected: Iterable[str], what: str, kind: str = "DocumentReference"
-) -> list[Json]:
+def _found(t: CaseContext, response: httpx.Response, expected: Iterable[str], what: str) -> list[Json]:
     """Check that a DocumentReference search found exactly the documents of these uniqueIds."""
-    resources = _searchset(t, response, kind)
+    resources = _searchset(t, response)
     got = sorted(_unique_id(r) for r in resources)
     t.check(got == sorted(expected), what, got=got)
     t.observe(f"{len(resources)} match(es): {', '.join(r.get('id', '?') for r in resources) or 'none'}")
