@@ -43,9 +43,19 @@ def _hub_serve(args: argparse.Namespace) -> int:
     from ..hub.app import HubConfig
     from ..hub.server import default_pki, serve
     from ..security.pki import PkiError, load_pki
-    from ..xds.schema import SchemaUnavailable
+    from ..xds.schema import SchemaUnavailable, load_schema
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    schemas = Path(args.schemas).expanduser() if args.schemas else None
+    if schemas is not None and not args.connector_validation:
+        print("error: --schemas is used by connector validation: drop --no-connector-validation", file=sys.stderr)
+        return EXIT_USAGE
+    if schemas is not None:
+        try:
+            load_schema(schemas)  # refuse a wrong folder now, before anything is created or served (cached for the hub)
+        except SchemaUnavailable as exc:
+            print(f"error: --schemas: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     data_dir = Path(args.data_dir)
     try:
         if args.pki:
@@ -65,10 +75,6 @@ def _hub_serve(args: argparse.Namespace) -> int:
             f"first local try only — never expose it; signed requests are still verified.{_RESET}",
             file=sys.stderr,
         )
-    schemas = Path(args.schemas).expanduser() if args.schemas else None
-    if schemas is not None and not args.connector_validation:
-        print("error: --schemas is used by connector validation: drop --no-connector-validation", file=sys.stderr)
-        return EXIT_USAGE
     if args.connector_validation:
         where = schemas.resolve() if schemas is not None else "not run"
         print(

@@ -36,6 +36,7 @@ from typing import Protocol
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -53,6 +54,7 @@ from rsb_connector.xds.mtom import MtomMessage, MtomParser, MtomWriter, Outgoing
 from rsb_connector.xds.parts import Inline, XopRef
 
 from .auth import Authentication, HubSecurity, WsSecurityAuthenticator, token_route
+from .connector_validation import ConnectorValidator, RecordingMiddleware, SoapTrace, report_routes
 from .registry import Caller, IncomingDocument, Registry
 
 __all__ = ["AnonymousAuthenticator", "Authentication", "Authenticator", "HubConfig", "SoapContext", "create_app"]
@@ -113,12 +115,17 @@ class AnonymousAuthenticator:
 
 @dataclass(slots=True)
 class _Answer:
-    """A handler's result: the response payload, its action, attachments to stream, and a log summary."""
+    """A handler's result: the response payload, its action, attachments to stream, and a log summary; for
+    connector validation, the ebRS status, every problem answered and those that are faults of the request itself
+    (``None``: all of them)."""
 
     payload: etree._Element
     action: str
     attachments: list[OutgoingAttachment] = field(default_factory=list)
     summary: str = ""
+    status: str = ""
+    problems: Sequence[Problem] = ()
+    request_problems: Sequence[Problem] | None = None
 
 
 class _SoapFault(Exception):
@@ -183,18 +190,33 @@ class _XdsEndpoints:
         summary = f"ITI-41 patient={patient} documents={len(parsed.documents)} status={_short(outcome_status)}"
         if outcome_problems:
             summary += " errors=" + ",".join(sorted({p.code for p in outcome_problems}))
-        return _Answer(iti41.build_response(outcome_status, outcome_problems), c.ACTION_ITI41_RESPONSE, summary=summary)
+        return _Answer(
+            iti41.build_response(outcome_status, outcome_problems),
+            c.ACTION_ITI41_RESPONSE,
+            summary=summary,
+            status=outcome_status,
+            problems=outcome_problems,
+        )
 
     # ------------------------------------------------------------------------------------------- ITI-18
     async def iti18(self, ctx: SoapContext) -> _Answer:
         payload = _payload(ctx)
+        parsed = False  # a refusal of the query's parameters is the request's fault; one of its answer is not
         try:
             query = iti18.parse_request(payload)
+            parsed = True
             result = await run_in_threadpool(self.registry.stored_query, query, caller=ctx.caller)
         except QueryError as exc:
             response = iti18.build_response(c.STATUS_FAILURE, problems=exc.problems)
             summary = f"ITI-18 status=Failure errors={','.join(exc.codes)}"
-            return _Answer(response, c.ACTION_ITI18_RESPONSE, summary=summary)
+            return _Answer(
+                response,
+                c.ACTION_ITI18_RESPONSE,
+                summary=summary,
+                status=c.STATUS_FAILURE,
+                problems=exc.problems,
+                request_problems=() if parsed else exc.problems,
+            )
         response = iti18.build_response(
             c.STATUS_SUCCESS,
             entries=result.entries,
@@ -205,7 +227,7 @@ class _XdsEndpoints:
         )
         count = len(result.entries) + len(result.submission_sets) + len(result.object_refs)
         summary = f"ITI-18 query={type(query).__name__} results={count} status=Success"
-        return _Answer(response, c.ACTION_ITI18_RESPONSE, summary=summary)
+        return _Answer(response, c.ACTION_ITI18_RESPONSE, summary=summary, status=c.STATUS_SUCCESS)
 
     # ------------------------------------------------------------------------------------------- ITI-43
     async def iti43(self, ctx: SoapContext) -> _Answer:
@@ -215,7 +237,9 @@ class _XdsEndpoints:
         except iti43.RetrieveRequestError as exc:
             summary = "ITI-43 status=Failure errors=" + ",".join(sorted({p.code for p in exc.problems}))
             response = iti43.build_response(c.STATUS_FAILURE, [], exc.problems)
-            return _Answer(response, c.ACTION_ITI43_RESPONSE, summary=summary)
+            return _Answer(
+                response, c.ACTION_ITI43_RESPONSE, summary=summary, status=c.STATUS_FAILURE, problems=exc.problems
+            )
         outcome = await run_in_threadpool(
             self.registry.retrieve,
             [(r.repository_unique_id, r.document_unique_id) for r in requests],
@@ -252,7 +276,16 @@ class _XdsEndpoints:
         summary = f"ITI-43 requested={len(requests)} returned={len(responses)} status={_short(status)}"
         if problems:
             summary += " errors=" + ",".join(sorted({p.code for p in problems}))
-        return _Answer(iti43.build_response(status, responses, problems), c.ACTION_ITI43_RESPONSE, attachments, summary)
+        # documents not found (or not visible to the caller) are the registry's answer, not a fault of the request
+        return _Answer(
+            iti43.build_response(status, responses, problems),
+            c.ACTION_ITI43_RESPONSE,
+            attachments,
+            summary,
+            status=status,
+            problems=problems,
+            request_problems=(),
+        )
 
     # ------------------------------------------------------------------------------------------- ITI-57
     async def iti57(self, ctx: SoapContext) -> _Answer:
@@ -270,11 +303,23 @@ class _XdsEndpoints:
             )
         if any(p.is_error for p in problems):
             response = iti41.build_response(c.STATUS_FAILURE, problems)
-            return _Answer(response, c.ACTION_ITI57_RESPONSE, summary="ITI-57 status=Failure")
+            return _Answer(
+                response,
+                c.ACTION_ITI57_RESPONSE,
+                summary="ITI-57 status=Failure",
+                status=c.STATUS_FAILURE,
+                problems=problems,
+            )
         patient = submission_set.patient_id if submission_set else None
         outcome = await run_in_threadpool(self.registry.update_status_many, updates, patient, ctx.caller)
         summary = f"ITI-57 updates={len(updates)} status={_short(outcome.status)}"
-        return _Answer(iti41.build_response(outcome.status, outcome.problems), c.ACTION_ITI57_RESPONSE, summary=summary)
+        return _Answer(
+            iti41.build_response(outcome.status, outcome.problems),
+            c.ACTION_ITI57_RESPONSE,
+            summary=summary,
+            status=outcome.status,
+            problems=outcome.problems,
+        )
 
 
 def _payload(ctx: SoapContext) -> etree._Element:
@@ -333,6 +378,7 @@ class SoapPipeline:
         authenticator: Authenticator | None = None,
         signer: Identity | None = None,
         response_ttl: int = 60,
+        recorder: ConnectorValidator | None = None,
     ) -> None:
         self.config = config or HubConfig()
         self.spool_dir = spool_dir
@@ -340,28 +386,42 @@ class SoapPipeline:
         self.signer = signer
         self.response_ttl = response_ttl
         self.endpoints = _XdsEndpoints(registry, self.config)
+        self.recorder = recorder
 
     async def __call__(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
         mtom: MtomMessage | None = None
         relates_to: str | None = None
+        # Connector validation: what each step found, graded and recorded once the answer is ready (None: off).
+        trace: SoapTrace | None = self.recorder.soap_trace(request, endpoint) if self.recorder is not None else None
+        response: Response | None = None
         try:
             root, mtom = await self._receive(request)
+            if trace is not None:
+                trace.on_receive(root, mtom)
             try:
                 envelope = parse_xml(root, limits=XmlLimits(max_bytes=self.config.max_message_bytes))
                 message = soap.parse_envelope(envelope)
             except ProtocolError as exc:
                 raise _SoapFault(str(exc)) from exc
+            if trace is not None:
+                trace.on_parse(message)
             relates_to = message.message_id
             context = SoapContext(endpoint=endpoint, message=message, mtom=mtom)
             try:
                 verdict = self.authenticator.authenticate(context)
             except WsSecurityError as exc:
+                if trace is not None:
+                    trace.on_security_error(exc)
                 raise _SoapFault(
                     f"WS-Security: {exc.message}", subcode=(c.WSSE, exc.fault_code.partition(":")[2])
                 ) from exc
             context.caller, context.message, context.signed = verdict.caller, verdict.message, verdict.signed
+            if trace is not None:
+                trace.on_authenticated(verdict.caller, signed=verdict.signed)
             answer = await self._dispatch(context)
+            if trace is not None:
+                trace.on_answer(answer.status, answer.problems, answer.request_problems)
             response = self._respond(answer, context)
             log.info(
                 "%s %s caller=%s in %.1f ms",
@@ -373,8 +433,14 @@ class SoapPipeline:
             return response
         except _SoapFault as fault:
             log.info("%s fault %s: %s", endpoint, fault.subcode[1] if fault.subcode else fault.code, fault.reason)
-            return _fault_response(fault, relates_to, self._sign)
+            if trace is not None:
+                trace.on_fault(_fault_label(fault), fault.reason)
+            response = _fault_response(fault, relates_to, self._sign)
+            return response
         finally:
+            if trace is not None and self.recorder is not None:
+                # Graded and stored in its own transaction, after the registry's: never changes the answer.
+                await self.recorder.record_soap(trace, response.status_code if response is not None else 500)
             if mtom is not None:
                 # Attachments adopted by the store were moved away; whatever is left is deleted here.
                 await run_in_threadpool(mtom.discard)
@@ -480,6 +546,17 @@ async def _threaded(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
+_PREFIXES = {c.WSSE: "wsse", c.WSA: "wsa", c.SOAP12: "soap"}
+
+
+def _fault_label(fault: _SoapFault) -> str:
+    """``wsse:InvalidSecurity``, ``wsa:ActionNotSupported``, ``soap:Sender``...: the fault's most precise code."""
+    if fault.subcode is not None:
+        namespace, local = fault.subcode
+        return f"{_PREFIXES.get(namespace, 'ns')}:{local}"
+    return f"soap:{fault.code}"
+
+
 def _fault_response(fault: _SoapFault, relates_to: str | None, sign: Callable[[etree._Element], bytes]) -> Response:
     code = fault.code if fault.code in soap.FAULT_CODES else "Sender"
     envelope = soap.build_fault(code, fault.reason, subcode=fault.subcode, relates_to=relates_to)
@@ -498,11 +575,12 @@ def create_app(
     security: HubSecurity | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     on_shutdown: Sequence[Callable[[], None]] = (),
+    connector: ConnectorValidator | None = None,
 ) -> Starlette:
     """Build the hub's ASGI app over a registry.
 
     Routes: ``POST /xds/repository`` (ITI-41, ITI-43), ``POST /xds/registry`` (ITI-18, ITI-57), ``GET /healthz``,
-    and with ``security`` ``POST /oauth2/token``.
+    ``GET|DELETE /conformance/report`` (404 without ``connector``), and with ``security`` ``POST /oauth2/token``.
 
     Args:
         security: trust store, hub identity and strictness (:class:`~rsb_connector.hub.auth.HubSecurity`). With
@@ -510,6 +588,8 @@ def create_app(
             ``authenticator`` says otherwise), answers are signed with its identity, the token endpoint is served
             and ``app.state.rsb_security`` is set for :func:`~rsb_connector.hub.auth.require_bearer`. Without it
             every request is anonymous and answers are unsigned.
+        connector: connector validation (:mod:`rsb_connector.hub.connector_validation`): every SOAP, FHIR and token
+            request is graded and recorded, and ``/conformance/report`` serves the result. None: off, at no cost.
     """
     if authenticator is None and security is not None:
         authenticator = WsSecurityAuthenticator(security)
@@ -520,6 +600,7 @@ def create_app(
         authenticator=authenticator,
         signer=security.identity if security is not None else None,
         response_ttl=security.response_ttl if security is not None else 60,
+        recorder=connector,
     )
 
     async def repository(request: Request) -> Response:
@@ -543,8 +624,10 @@ def create_app(
         Route("/xds/registry", registry_endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *([token_route(security)] if security is not None else []),
+        *report_routes(connector),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(RecordingMiddleware, validator=connector)] if connector is not None else []
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.rsb_security = security
     return app

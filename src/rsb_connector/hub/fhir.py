@@ -111,6 +111,7 @@ from ..query import (
 )
 from .audit import AuditAction
 from .auth import BREAK_THE_GLASS_HEADER, with_break_the_glass
+from .connector_validation import observe_bundle
 from .registry import ANONYMOUS, Caller, IncomingDocument, QueryResult, Registry, RetrievedDocument
 
 __all__ = [
@@ -641,6 +642,7 @@ class _FhirApi:
         parsed = parse_provide_bundle(
             body, resolve_patient=resolve_patient_reference, value_sets=self.value_sets, validate=False
         )
+        observe_bundle(parsed)  # connector validation grades the profile checks as run here (no-op when off)
         warnings = [p for p in parsed.problems if not p.is_error]
         if not parsed.ok:
             return _provide_status(_refusal_status(parsed.problems)), as_json(

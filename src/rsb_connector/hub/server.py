@@ -7,6 +7,10 @@ writes ``seed.json``.
 Security is on by default: without ``pki`` and without ``allow_unsigned`` the hub uses the development PKI in
 ``<data_dir>/pki`` and creates it there (``rsb hub pki init``) when it does not exist yet. Only
 ``allow_unsigned=True`` without a PKI gives a hub that verifies nothing and signs nothing.
+
+Connector validation (:mod:`rsb_connector.hub.connector_validation`: every message graded and recorded, served at
+``/conformance/report``) is off for ``build_hub`` (the pytest plugin's hubs) and on by default for ``serve`` (a
+development hub).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..security.pki import DESCRIPTION_FILE, PkiDescription, init_pki, load_pki
 from .app import Authenticator, HubConfig, create_app
 from .audit import AuditTrail
 from .auth import HubSecurity, require_bearer
+from .connector_validation import ConnectorValidator
 from .consent import ConsentRegistry
 from .consent_api import consent_routes
 from .enforcement import Enforcer
@@ -55,6 +60,8 @@ class Hub:
     consents: ConsentRegistry | None = None
     audit: AuditTrail | None = None
     enforcer: Enforcer | None = None
+    connector: ConnectorValidator | None = None
+    """The connector-validation recorder when it is on."""
 
     def close(self) -> None:
         """Close the store (the app's shutdown hook does the same when served)."""
@@ -81,6 +88,8 @@ def build_hub(
     security: HubSecurity | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     enforce_consent: bool | None = None,
+    connector_validation: bool = False,
+    schemas: Path | None = None,
 ) -> Hub:
     """Open the store in ``data_dir`` (created if needed) and build the app over it.
 
@@ -102,7 +111,17 @@ def build_hub(
             access rights, confidentiality, held-back documents) to every operation and audit it. ``None``: on
             whenever callers are authenticated (a PKI and no ``allow_unsigned``), since the rules need to know
             who asks; an anonymous first-try hub does not enforce them.
+        connector_validation: grade and record every message received (SOAP, FHIR, token requests) and serve the
+            result at ``GET /conformance/report`` (:mod:`rsb_connector.hub.connector_validation`).
+        schemas: the folder of the official IHE XDS schemas (``ihe-xds-schemas``) the schema check validates SOAP
+            Bodies with; None: the schema check is not run (the report says so). Needs ``connector_validation``.
+
+    Raises:
+        ValueError: ``schemas`` without ``connector_validation``.
+        SchemaUnavailable: ``schemas`` does not hold the XDS schemas.
     """
+    if schemas is not None and not connector_validation:
+        raise ValueError("schemas are used by connector validation only: pass connector_validation=True as well")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     description_pki: PkiDescription | None = None
@@ -130,6 +149,9 @@ def build_hub(
             description = seed_population(store, pki=description_pki)
             description["consent"] = seed_consent(store, consents, registry=registry)
             write_seed_json(data_dir, description)
+        connector = (
+            ConnectorValidator(store, schemas=schemas, value_sets=registry.value_sets) if connector_validation else None
+        )
         app = create_app(
             registry,
             spool_dir=store.spool_dir,
@@ -144,6 +166,7 @@ def build_hub(
                 *fhir_routes(registry, authenticate=require_bearer),
             ],
             on_shutdown=[store.close],
+            connector=connector,
         )
     except BaseException:
         store.close()
@@ -159,6 +182,7 @@ def build_hub(
         consents=consents,
         audit=audit,
         enforcer=enforcer,
+        connector=connector,
     )
 
 
@@ -174,15 +198,27 @@ def serve(
     allow_unsigned: bool = False,
     tls: bool = False,
     config: HubConfig | None = None,
+    connector_validation: bool = True,
+    schemas: Path | None = None,
 ) -> None:
     """Run the hub until SIGINT/SIGTERM; uvicorn finishes in-flight requests before the store closes.
 
     With ``tls`` the hub serves HTTPS with its PKI certificate and REQUIRES a client certificate issued by the
-    PKI's CA (mutual TLS); it needs a PKI.
+    PKI's CA (mutual TLS); it needs a PKI. Connector validation is on by default (a development hub): every message
+    is graded and recorded (``GET /conformance/report``); ``schemas`` adds the XSD check.
     """
     import uvicorn
 
-    hub = build_hub(data_dir, seed=seed, max_results=max_results, pki=pki, allow_unsigned=allow_unsigned, config=config)
+    hub = build_hub(
+        data_dir,
+        seed=seed,
+        max_results=max_results,
+        pki=pki,
+        allow_unsigned=allow_unsigned,
+        config=config,
+        connector_validation=connector_validation,
+        schemas=schemas,
+    )
     scheme = "https" if tls else "http"
     tls_options: dict[str, Any] = {}
     if tls:

@@ -22,6 +22,10 @@ their history — a row is inserted once and at most *closed* once (``closed_at/
 UPDATE and every DELETE — beside an append-only change log (``policy_history``) and the append-only audit trail
 (``audit_events``, :mod:`rsb_connector.hub.audit`), whose triggers refuse every UPDATE and DELETE.
 
+Connector validation (schema version 3): ``connector_messages`` holds the messages the hub graded when it runs with
+connector validation (:mod:`rsb_connector.hub.connector_validation`): a bounded working log (the most recent
+messages only), deleted whenever a new session starts, holding no document content and no full SSIN.
+
 Times: DTM values are kept as given (in the JSON of the object) and as 14-digit lower/upper bounds
 (:meth:`~rsb_connector.metadata.model.Dtm.lower_bound` / ``upper_bound``) in indexed columns, so range queries are
 correct whatever the precision the source used.
@@ -558,6 +562,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: audit events cannot be deleted'); END""",
     ),
+    # ---------------------------------------------------------------------------------------- version 3
+    # Connector validation (hub.connector_validation): each message the hub received, graded. A bounded working
+    # log, not a record of care: rows are pruned (oldest first) and deleted when a new session starts. It never
+    # holds document content nor a full SSIN (the excerpt is redacted before it is written).
+    (
+        """CREATE TABLE connector_messages (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: MSG-<id> stays unique
+            received         TEXT NOT NULL,           -- ISO 8601 UTC, microseconds: 2025-01-15T10:00:00.000000Z
+            transport        TEXT NOT NULL,           -- soap | fhir | oauth
+            transaction_name TEXT NOT NULL,           -- ITI-41, ITI-18, ITI-43, ITI-57, ITI-65..68, token, ...
+            path             TEXT NOT NULL,           -- the HTTP path (SSINs masked)
+            caller           TEXT NOT NULL,           -- masked description of the signer / token subject
+            verdict          TEXT NOT NULL CHECK (verdict IN ('passed', 'failed')),
+            checks           TEXT NOT NULL,           -- JSON: rule family -> status, requirement, findings
+            answer           TEXT NOT NULL DEFAULT '{}',  -- JSON: what the hub answered (status, error codes)
+            excerpt          TEXT NOT NULL DEFAULT ''     -- the request, redacted and size-limited
+        )""",
+        "CREATE INDEX connector_messages_received ON connector_messages(received)",
+    ),
 )
 """Schema migrations: migration *i* (0-based) brings the schema from version *i* to *i + 1*. Append, never edit."""
 
@@ -598,6 +621,17 @@ _HISTORY_COLUMNS: Final = (
     "by_ssin",
     "by_organisation",
     "details",
+)
+_CONNECTOR_COLUMNS: Final = (
+    "received",
+    "transport",
+    "transaction_name",
+    "path",
+    "caller",
+    "verdict",
+    "checks",
+    "answer",
+    "excerpt",
 )
 _AUDIT_COLUMNS: Final = (
     "at",
@@ -733,6 +767,11 @@ class StoreReader(QueryReader, Protocol):
         inclusive, ``until`` exclusive, ISO 8601 UTC); ``limit``: the most recent ones."""
         ...
 
+    def connector_messages(self, *, since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Recorded connector-validation messages, oldest first (``since``: received at or after that ISO 8601
+        UTC time, in the stored format); ``limit``: the most recent ones."""
+        ...
+
 
 class StoreWriter(StoreReader, Protocol):
     """Write access: everything happens in one transaction, committed when the ``with`` block ends normally."""
@@ -783,6 +822,15 @@ class StoreWriter(StoreReader, Protocol):
 
     def add_audit_event(self, values: Mapping[str, Any]) -> int:
         """Append one event to the (append-only) audit trail; return its sequence number."""
+        ...
+
+    def add_connector_message(self, values: Mapping[str, Any], *, keep: int) -> int:
+        """Record one graded message (the columns of ``connector_messages``) and drop all but the ``keep`` most
+        recent ones; return its id."""
+        ...
+
+    def clear_connector_messages(self) -> int:
+        """Forget every recorded connector-validation message (a new session); return how many there were."""
         ...
 
 
@@ -1344,6 +1392,33 @@ class _Session:
         cur = self._conn.execute(sql + " ORDER BY seq", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def add_connector_message(self, values: Mapping[str, Any], *, keep: int) -> int:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        columns = self._checked("connector_messages", values, _CONNECTOR_COLUMNS)
+        sql = f"INSERT INTO connector_messages({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"  # noqa: S608
+        cur = self._conn.execute(sql, [values[c] for c in columns])
+        new_id = int(cur.lastrowid or 0)
+        self._conn.execute("DELETE FROM connector_messages WHERE id <= ?", (new_id - keep,))
+        return new_id
+
+    def connector_messages(self, *, since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM connector_messages"
+        params: list[Any] = []
+        if since is not None:
+            sql += " WHERE received >= ?"
+            params.append(since)
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?)"  # noqa: S608 - assembled from constants
+            params.append(limit)
+        cur = self._conn.execute(sql + " ORDER BY id", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def clear_connector_messages(self) -> int:
+        cur = self._conn.execute("DELETE FROM connector_messages")
+        return int(cur.rowcount)
 
 
 class SqliteStore:
