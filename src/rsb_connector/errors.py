@@ -9,7 +9,8 @@ RsbError
 │   └── HubRefused                             ... a refusal of the request (Failure status)
 ├── TransportError                             the network or the peer's HTTP layer failed
 │   └── ProtocolError                          the peer answered something that is not a valid message
-└── IntegrityError                             retrieved content does not match its metadata
+├── IntegrityError                             retrieved content does not match its metadata
+└── ConnectorValidationUnavailable             the hub serves no connector-validation report
 ```
 
 Every error that stems from XDS rules carries :class:`Problem` records: the literal XDS ``errorCode``, the path
@@ -25,6 +26,7 @@ from enum import StrEnum
 
 __all__ = [
     "AccessDenied",
+    "ConnectorValidationUnavailable",
     "HubError",
     "HubRefused",
     "IntegrityError",
@@ -226,3 +228,18 @@ class ProtocolError(TransportError):
 
 class IntegrityError(RsbError):
     """Content does not match its metadata (hash or size differs)."""
+
+
+class ConnectorValidationUnavailable(RsbError):
+    """The hub serves no connector-validation report: it runs without connector validation (``rsb hub serve
+    --no-connector-validation``, or a hub built without it), or it is not the rsb-connector mock hub.
+
+    Attributes:
+        hub_url: the hub that was asked (empty when not known).
+        detail: what the hub said, when it said something.
+    """
+
+    def __init__(self, message: str, *, hub_url: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.hub_url = hub_url
+        self.detail = detail
