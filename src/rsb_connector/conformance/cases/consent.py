@@ -308,22 +308,27 @@ def _ssin(t: CaseContext, who: str) -> str:
     return ssin.digits
 
 
-def _trail(t: CaseContext, patient_name: str, *, setup: bool = False) -> list[dict[str, Any]]:
-    """The patient's audit trail as they read it (AuditEvent resources in the order written); in ``setup``, an
-    unreadable trail is an error of the case's preparation rather than a failed check."""
+def _read_trail(t: CaseContext, patient_name: str) -> tuple[httpx.Response, dict[str, Any]]:
     patient = _ssin(t, patient_name)
     response = t.http().get("/fhir/AuditEvent", params={"patient": patient}, headers=t.bearer(patient_name))
-    body = _json(response)
-    readable = response.status_code == 200 and body.get("resourceType") == "Bundle"
-    if setup and not readable:
-        raise RuntimeError(f"setup: {patient_name} cannot read their audit trail (HTTP {response.status_code})")
+    return response, _json(response)
+
+
+def _events(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The AuditEvent resources of a trail Bundle, in the order they were written."""
+    events = [item.get("resource") or {} for item in body.get("entry") or []]
+    return sorted(events, key=_event_number)
+
+
+def _trail(t: CaseContext, patient_name: str) -> list[dict[str, Any]]:
+    """The patient's audit trail as they read it (GET /fhir/AuditEvent); it must be readable."""
+    response, body = _read_trail(t, patient_name)
     t.check(
-        readable,
+        response.status_code == 200 and body.get("resourceType") == "Bundle",
         "the patient reads their audit trail: HTTP 200 with a Bundle of AuditEvents",
         got=(response.status_code, _diagnostics(body)),
     )
-    events = [item.get("resource") or {} for item in body.get("entry") or []]
-    return sorted(events, key=_event_number)
+    return _events(body)
 
 
 def _event_number(event: Mapping[str, Any]) -> int:
@@ -332,8 +337,12 @@ def _event_number(event: Mapping[str, Any]) -> int:
 
 
 def _last_event(t: CaseContext, patient_name: str) -> int:
-    """The number of the patient's latest audit event (setup: the case then looks at what comes after)."""
-    return max((_event_number(e) for e in _trail(t, patient_name, setup=True)), default=-1)
+    """The number of the patient's latest audit event, before the case acts (the case then looks at what comes
+    after); -1 when the trail cannot be read now (the step reading it will say so)."""
+    response, body = _read_trail(t, patient_name)
+    if response.status_code != 200:
+        return -1
+    return max((_event_number(e) for e in _events(body)), default=-1)
 
 
 def _by(event: Mapping[str, Any], nihii: str) -> bool:
