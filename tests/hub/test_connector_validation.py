@@ -26,7 +26,7 @@ from lxml import etree
 from rsb_connector.client import VaultClient
 from rsb_connector.conformance import wire
 from rsb_connector.errors import ProtocolError
-from rsb_connector.hub.connector_validation import NOT_RUN_NOTE, ConnectorValidator
+from rsb_connector.hub.connector_validation import NOT_RUN_NOTE
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import Hub, build_hub
 from rsb_connector.metadata.builder import new_document, new_submission
@@ -42,7 +42,7 @@ from rsb_connector.testing import SyncASGITransport
 from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, iti41, soap
 from rsb_connector.xds.mtom import MtomWriter, OutgoingAttachment
-from rsb_connector.xds.parts import XopRef
+from rsb_connector.xds.parts import Inline, XopRef
 
 BASE = "http://rsb-hub.test"
 PATIENT = SEED_PATIENTS[0].ssin
@@ -427,8 +427,7 @@ def test_the_store_keeps_only_the_most_recent_messages(tmp_path: Path) -> None:
     hub = build_hub(tmp_path / "hub", allow_unsigned=True, connector_validation=True)
     try:
         assert hub.connector is not None
-        small = ConnectorValidator(hub.store, keep=3)
-        hub.connector.keep = small.keep
+        hub.connector.keep = 3
         with httpx.Client(base_url=BASE, transport=SyncASGITransport(hub.app)) as http:
             for _ in range(5):
                 http.post("/xds/registry", content=b"<x/>", headers={"content-type": soap.SOAP_CONTENT_TYPE})
@@ -488,3 +487,18 @@ def test_an_inline_document_is_never_kept(env: Env) -> None:
     parsed = etree.fromstring(message["excerpt"].split("\n\n", 1)[1].encode())
     assert parsed.tag == f"{{{c.SOAP12}}}Envelope"
     assert copy.deepcopy(parsed) is not None
+
+
+def test_a_document_in_another_namespace_is_not_kept_either(env: Env) -> None:
+    content = b"short"
+    sub, _ = submission(content)
+    payload = iti41.build_request(sub, {sub.entries[0].entry_uuid: Inline(content)})
+    for document in payload.iter(f"{{{c.XDSB}}}Document"):
+        document.tag = "{urn:example:elsewhere}Document"
+    with env.peer() as peer:
+        wire.post(peer, "/xds/repository", payload, c.ACTION_ITI41, mtom=False)
+    message = env.only("ITI-41")
+    assert base64.b64encode(content).decode() not in message["excerpt"]
+    assert "[document content: 8 characters, not kept]" in message["excerpt"]
+    assert statuses(message)["schema"] == "failed"  # the XSD has no such element there
+    assert "XDSMissingDocument" in [code for code, _ in failures(message, "metadata")]

@@ -8,4 +8,6 @@
 - :mod:`rsb_connector.hub.population` — the documented synthetic population the hub can be seeded with.
 - :mod:`rsb_connector.hub.auth` — who is calling: WS-Security on SOAP, the OAuth2 token endpoint and
   ``require_bearer`` for FHIR routes.
+- :mod:`rsb_connector.hub.connector_validation` — connector validation: every message received graded against the
+  rules and recorded (masked, bounded), served at ``/conformance/report``.
 """

@@ -438,12 +438,13 @@ class SoapPipeline:
             response = _fault_response(fault, relates_to, self._sign)
             return response
         finally:
-            if trace is not None and self.recorder is not None:
-                # Graded and stored in its own transaction, after the registry's: never changes the answer.
-                await self.recorder.record_soap(trace, response.status_code if response is not None else 500)
             if mtom is not None:
                 # Attachments adopted by the store were moved away; whatever is left is deleted here.
                 await run_in_threadpool(mtom.discard)
+            if trace is not None and self.recorder is not None:
+                # Graded and stored in its own transaction, after the registry's (and before the answer leaves, so
+                # the report holds it as soon as the caller has its answer); never changes the answer.
+                await self.recorder.record_soap(trace, response.status_code if response is not None else 500)
 
     async def _receive(self, request: Request) -> tuple[bytes, MtomMessage | None]:
         content_type = request.headers.get("content-type", "")

@@ -592,6 +592,13 @@ def _local_rules(
     return None
 
 
+def _document_placeholder(match: re.Match[str]) -> str:
+    content = match.group(2)
+    if not content.strip() or content.startswith("[document content"):
+        return match.group(0)
+    return f"{match.group(1)}[document content: {len(content.strip())} characters, not kept]"
+
+
 def _soap_excerpt(trace: SoapTrace, limit: int) -> str:
     lines = [f"POST {trace.path}", f"Content-Type: {trace.content_type or '(none)'}"]
     for cid, att in trace.attachments.items():
@@ -609,9 +616,11 @@ def _soap_excerpt(trace: SoapTrace, limit: int) -> str:
             if text:
                 document.text = f"[document content: {len(text)} base64 characters, not kept]"
         body = etree.tostring(envelope, encoding="unicode")
+        # and any other element named Document (another namespace, a misplaced one): its content is not kept either
+        body = _XML_DOCUMENT.sub(_document_placeholder, body)
     elif trace.root is not None:
         body = trace.root[:_RAW_LIMIT].decode("utf-8", errors="replace")
-        body = _XML_DOCUMENT.sub(lambda m: f"{m.group(1)}[document content: {len(m.group(2))} characters]", body)
+        body = _XML_DOCUMENT.sub(_document_placeholder, body)
         if len(trace.root) > _RAW_LIMIT:
             body += f"\n… [{len(trace.root) - _RAW_LIMIT} more bytes not kept]"
     else:
