@@ -17,6 +17,8 @@ patient's state does not allow it, 400 a malformed request; the problem code is 
     with VaultClient(url, identity=gp) as vault:
         vault.links.declare("87041213797", type="gpconsultation", proof="eidreading")
         vault.check_access("87041213797", action="read", document_class="labresult").allowed
+        vault.consent.hold_back(receipt.document.unique_id, until=date(2026, 3, 1))  # the author only
+        vault.consent.release(receipt.document.unique_id)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "ConsentFlows",
     "ConsentRecord",
     "ConsentStatus",
+    "DocumentHold",
     "ExclusionRecord",
     "ExclusionsApi",
     "LinkRecord",
@@ -86,6 +89,21 @@ class ConsentStatus:
     def active(self) -> bool:
         """Whether the patient has an active sharing consent."""
         return self.consent is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentHold:
+    """Whether a document is held back from its patient, as the hub answered ``$hold-back`` / ``$release``.
+
+    Attributes:
+        unique_id: the document's uniqueId.
+        held: True after a hold, False after a release.
+        until: the day the patient sees the document again (None: held for good, or released).
+    """
+
+    unique_id: str
+    held: bool
+    until: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +192,25 @@ def _refusal(status_code: int, document: Any, url: str) -> Exception:
     if status_code == 403:
         return AccessDenied([problem], message, rule=detail or code, reason=reason, fix=fix or None)
     return HubRefused([problem], message)
+
+
+def _unique_id(unique_id: str) -> str:
+    text = unique_id.strip()
+    if not text:
+        raise ValueError("give the document's uniqueId")
+    return text[len("urn:oid:") :] if text.lower().startswith("urn:oid:") else text
+
+
+def document_hold(parameters: Mapping[str, Any]) -> DocumentHold:
+    """The hub's ``Parameters`` answer to ``$hold-back`` / ``$release``."""
+    values: dict[str, Any] = {}
+    for parameter in parameters.get("parameter") or []:
+        if isinstance(parameter, Mapping):
+            values[str(parameter.get("name"))] = next((v for k, v in parameter.items() if k.startswith("value")), None)
+    status = values.get("status")
+    if not isinstance(values.get("uniqueId"), str) or status not in ("held-back", "released"):
+        raise ProtocolError(f"the hub's answer is not a $hold-back / $release Parameters: {values}")
+    return DocumentHold(str(values["uniqueId"]), status == "held-back", _day(values.get("until")))
 
 
 def _ssin(patient: Ssin | str) -> str:
@@ -478,6 +515,22 @@ class ConsentFlows:
         answer = yield from self.request("GET", "/AuditEvent?" + urlencode({"patient": _ssin(patient)}))
         return _resources(answer.body)
 
+    # ------------------------------------------------------------------------------------------ held back
+    def hold(self, unique_id: str, until: date | None) -> Flow[DocumentHold]:
+        """Hold a document back from its patient (``POST /fhir/DocumentReference/$hold-back``)."""
+        parameters: list[dict[str, Any]] = [{"name": "uniqueId", "valueString": _unique_id(unique_id)}]
+        if until is not None:
+            parameters.append({"name": "until", "valueDate": until.isoformat()})
+        body = {"resourceType": "Parameters", "parameter": parameters}
+        answer = yield from self.request("POST", "/DocumentReference/$hold-back", body)
+        return document_hold(answer.body)
+
+    def release(self, unique_id: str) -> Flow[DocumentHold]:
+        """Release a held-back document to its patient (``POST /fhir/DocumentReference/$release``)."""
+        body = {"resourceType": "Parameters", "parameter": [{"name": "uniqueId", "valueString": _unique_id(unique_id)}]}
+        answer = yield from self.request("POST", "/DocumentReference/$release", body)
+        return document_hold(answer.body)
+
 
 # ============================================================================================== faces
 
@@ -522,6 +575,22 @@ class ConsentApi:
         """The patient's own audit trail: who accessed what, allowed or not (for the patient or a minor's
         representative; AuditEvent resources)."""
         return self._run(self._flows.trail(patient))
+
+    def hold_back(self, unique_id: str, *, until: date | None = None) -> DocumentHold:
+        """Hold a document back from its patient until ``until`` (a day after today; the patient sees it again
+        that day) or, without it, until released. Professionals' access is not affected.
+
+        Raises:
+            AccessDenied: the client's identity is not an author of the document (an unknown document is refused
+                the same way).
+            HubRefused: ``until`` is not after today (409).
+        """
+        return self._run(self._flows.hold(unique_id, until))
+
+    def release(self, unique_id: str) -> DocumentHold:
+        """Release a held-back document to its patient at once (AccessDenied for anyone but an author;
+        HubRefused (404) when it is not held back)."""
+        return self._run(self._flows.release(unique_id))
 
 
 class LinksApi:
@@ -598,6 +667,14 @@ class AsyncConsentApi:
     async def trail(self, patient: Ssin | str) -> list[dict[str, Any]]:
         """See :meth:`ConsentApi.trail`."""
         return await self._run(self._flows.trail(patient))
+
+    async def hold_back(self, unique_id: str, *, until: date | None = None) -> DocumentHold:
+        """See :meth:`ConsentApi.hold_back`."""
+        return await self._run(self._flows.hold(unique_id, until))
+
+    async def release(self, unique_id: str) -> DocumentHold:
+        """See :meth:`ConsentApi.release`."""
+        return await self._run(self._flows.release(unique_id))
 
 
 class AsyncLinksApi:
