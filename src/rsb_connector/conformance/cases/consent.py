@@ -414,7 +414,7 @@ def revoked_consent(t: CaseContext) -> None:
             r["id"]
             for item in listed.get("entry") or []
             if (r := item.get("resource") or {}).get("status") == "active"
-            and str(r.get("id", "")).startswith("consent")
+            and (r.get("provision") or {}).get("type", "permit") == "permit"  # not an exclusion (deny)
         ]
         t.check(len(active) == 1, "GET /fhir/Consent lists the patient's one active consent", got=active)
         revoked = t.http().delete(f"/fhir/Consent/{active[0]}", headers=t.bearer(AUTHOR))
@@ -623,8 +623,10 @@ def very_restricted(t: CaseContext) -> None:
             got=(answer.status.rpartition(":")[2], [str(p) for p in answer.problems]),
         )
     with t.step(4):
-        listed = _listed(t, _search(t, "specialist", patient, glass=_reason(t)))
+        reason = _reason(t)
+        listed = _listed(t, _search(t, "specialist", patient, glass=reason))
         t.check(listed == [normal_uid], "break-the-glass shows exactly the N note", got=listed)
+        t.observe(f"{BREAK_THE_GLASS_HEADER}: {reason}")
     with t.step(5):
         found = _find(t, AUTHOR, patient).entries
         t.check(_ids(found) == sorted([secret_uid, normal_uid]), "the author finds both notes", got=_ids(found))
@@ -750,9 +752,11 @@ def break_the_glass(t: CaseContext) -> None:
             "ITI-68 with a reason: HTTP 200 with the bytes sent",
             got=(read.status_code, len(read.content)),
         )
+        t.observe(f"{BREAK_THE_GLASS_HEADER}: {reason}")
     with t.step(4):
         for bad in ("9 chars!!", "x" * 201):
             _check_policy_403(t, _search(t, "specialist", patient, glass=bad), f"a reason of {len(bad)} characters")
+        t.observe(f"{BREAK_THE_GLASS_HEADER} with 9 and with 201 characters: both refused")
 
 
 @implements("CON-009")
@@ -770,11 +774,13 @@ def audited_decisions(t: CaseContext) -> None:
     reason = _reason(t)
     with t.step(1):
         listed = _listed(t, _search(t, "specialist", patient))
-        t.check(listed == [], "total 0: the documents are left out silently", got=len(listed))
+        t.check(listed == [], "total 0: the documents are left out silently", got=f"{len(listed)} documents")
     with t.step(2):
         _listed(t, _search(t, "specialist", patient, glass=reason))
+        t.observe(f"{BREAK_THE_GLASS_HEADER}: {reason}")
     with t.step(3):
         _check_policy_403(t, _search(t, "specialist", patient, glass="short"), "a reason of 5 characters")
+        t.observe(f"{BREAK_THE_GLASS_HEADER}: short")
     with t.step(4):
         events = [e for e in _trail(t, "patient1") if _event_number(e) > since and _by(e, specialist)]
         expected = [

@@ -53,6 +53,8 @@ from . import implements
 CID: Final = "doc0@rsb-conformance.test"
 FHIR_JSON: Final = "application/fhir+json"
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 - a URL path
+OTHER_NIHII: Final = "14087170580"
+"""A professional's NIHII (the sample specialist's) that a forged token claims instead of the author's."""
 
 
 # ============================================================================================== the attacker's PKI
@@ -482,8 +484,8 @@ def forged_tokens(t: CaseContext) -> None:
         unsigned = _jwt({**header, "alg": "none"}, claims, None)
         _check_challenge(t, _search(t, patient, _bearer(unsigned)), error="invalid_token")
     with t.step(3):
-        other = "nihii:14087170580" if claims.get("sub") != "nihii:14087170580" else "nihii:12345625004"
-        altered = {**claims, "sub": other, "nihii": other.removeprefix("nihii:")}
+        other = OTHER_NIHII if claims.get("nihii") != OTHER_NIHII else "12345625004"
+        altered = {**claims, "sub": f"nihii:{other}", "nihii": other}
         payload = _b64url(json.dumps(altered).encode())
         tampered = f"{genuine.split('.')[0]}.{payload}.{signature}"
         _check_challenge(t, _search(t, patient, _bearer(tampered)), error="invalid_token")
