@@ -26,7 +26,7 @@ from lxml import etree
 from rsb_connector.client import VaultClient
 from rsb_connector.conformance import wire
 from rsb_connector.errors import ProtocolError
-from rsb_connector.hub.connector_validation import NOT_RUN_NOTE
+from rsb_connector.hub.connector_validation import NOT_RUN_NOTE, normalise_since
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import Hub, build_hub
 from rsb_connector.metadata.builder import new_document, new_submission
@@ -139,9 +139,8 @@ def env(hub: Hub, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identit
 
 
 def submission(content: bytes = b"consultation report\r\n", **kw: Any) -> tuple[Submission, bytes]:
-    entry = new_document(
-        content, author=wire.GP_AUTHOR, patient=PATIENT, document_type="contactreport", mime_type="text/plain", **kw
-    )
+    kw.setdefault("mime_type", "text/plain")
+    entry = new_document(content, author=wire.GP_AUTHOR, patient=PATIENT, document_type="contactreport", **kw)
     return new_submission([entry]), content
 
 
@@ -407,6 +406,9 @@ def test_since_filters_and_delete_clears(env: Env) -> None:
     assert [m["seq"] for m in later["messages"]] == [everything["messages"][1]["seq"]]
     naive = (middle + timedelta(hours=1)).replace(tzinfo=None).isoformat()
     assert env.report(since=naive)["messages"] == []  # a naive time is UTC
+    unencoded = env.http.get("/conformance/report?since=" + (middle + timedelta(hours=1)).isoformat())
+    assert unencoded.status_code == 200 and unencoded.json()["messages"] == []  # "+00:00" read as " 00:00"
+    assert unencoded.json()["since"] == normalise_since((middle + timedelta(hours=1)).isoformat())
     bad = env.http.get("/conformance/report", params={"since": "yesterday"})
     assert bad.status_code == 400 and "ISO 8601" in bad.json()["message"]
     cleared = env.http.delete("/conformance/report")
@@ -502,3 +504,20 @@ def test_a_document_in_another_namespace_is_not_kept_either(env: Env) -> None:
     assert "[document content: 8 characters, not kept]" in message["excerpt"]
     assert statuses(message)["schema"] == "failed"  # the XSD has no such element there
     assert "XDSMissingDocument" in [code for code, _ in failures(message, "metadata")]
+
+
+def test_a_bundle_larger_than_what_is_captured_keeps_no_document_content(env: Env) -> None:
+    content = os.urandom(1536 * 1024)  # its base64 runs past the 1 MiB the hub keeps of a request
+    sub, _ = submission(content, mime_type="application/octet-stream")
+    bundle = as_json(build_provide_bundle(sub, {sub.entries[0].entry_uuid: content}))
+    binary = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Binary")
+    bundle["entry"].remove(binary)
+    bundle["entry"].append(binary)  # the document last: the cut falls inside it
+    response = env.http.post("/fhir", content=json.dumps(bundle).encode(), headers=env.bearer())
+    assert response.status_code == 200, response.text
+    message = env.only("ITI-65")
+    assert message["verdict"] == "passed", message["checks"]
+    excerpt = message["excerpt"]
+    assert "[document content, not kept]" in excerpt and "more bytes not kept" in excerpt
+    assert base64.b64encode(content[:48]).decode() not in excerpt
+    assert len(excerpt) < 13_000

@@ -406,8 +406,10 @@ def normalise_since(text: str) -> str:
     Raises:
         ValueError: not an ISO 8601 date or date-time.
     """
+    # an unencoded "+01:00" arrives as " 01:00" (a form-encoded query reads "+" as a space)
+    cleaned = re.sub(r" (\d{2}(?::?\d{2})?)$", r"+\1", text.strip())
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(
             f"since={text!r} is not an ISO 8601 date-time: use e.g. 2025-01-15T10:00:00Z or 2025-01-15"
