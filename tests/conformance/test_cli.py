@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +22,7 @@ from lxml import etree
 from rsb_connector.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
 from rsb_connector.conformance import load_catalogue
 from rsb_connector.conformance.results import CaseResult, Outcome, ResultFormatError, StepResult, SuiteResult
+from rsb_connector.errors import ConnectorValidationUnavailable
 from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub
 
@@ -281,17 +283,9 @@ def _connector_result(*outcomes: Outcome) -> SuiteResult:
 def fake_fetch(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """``fetch_connector_report`` replaced: it answers ``state["result"]`` (or raises ``state["raise"]``) and
     records its arguments."""
+    from rsb_connector.conformance import connector
+
     state: dict[str, Any] = {"calls": []}
-    try:
-        from rsb_connector.conformance import connector
-    except ImportError:  # not written yet: a stand-in module with the same names
-        connector = types.ModuleType("rsb_connector.conformance.connector")
-
-        class ConnectorValidationUnavailable(Exception):
-            pass
-
-        connector.ConnectorValidationUnavailable = ConnectorValidationUnavailable  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "rsb_connector.conformance.connector", connector)
 
     def fetch(hub_url: str, *, since: datetime | None = None, verify: Any = True) -> SuiteResult:
         state["calls"].append((hub_url, since, verify))
@@ -300,8 +294,7 @@ def fake_fetch(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         result: SuiteResult = state["result"]
         return result
 
-    monkeypatch.setattr(connector, "fetch_connector_report", fetch, raising=False)
-    state["module"] = connector
+    monkeypatch.setattr(connector, "fetch_connector_report", fetch)
     return state
 
 
@@ -338,7 +331,7 @@ def test_connector_report(
     junit = etree.parse(str(tmp_path / "bad" / "junit.xml")).getroot()
     assert junit.get("failures") == "1"
 
-    fake_fetch["raise"] = fake_fetch["module"].ConnectorValidationUnavailable("GET /conformance/report: 404")
+    fake_fetch["raise"] = ConnectorValidationUnavailable("GET /conformance/report: 404")
     code, _out, err = run(
         capsys, "conformance", "connector-report", "--hub", rsb_live_hub.url, "--report-dir", str(tmp_path / "none")
     )
@@ -448,3 +441,58 @@ def test_a_case_without_implementation_is_refused_before_anything_runs(
     )
     assert code == EXIT_USAGE
     assert "no implementation for XDS-001" in err
+
+
+def test_connector_report_of_what_was_sent_to_a_live_hub(
+    rsb_live_hub: LiveHub, gp_p12: str, rsb_pki: PkiDescription, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real thing: the hub grades what a conformant client sent (every message passes), then an unsigned
+    request (its security check fails)."""
+    since = (datetime.now(UTC) - timedelta(milliseconds=1)).isoformat()
+    code, out, err = run(
+        capsys, "conformance", "run", "--hub", rsb_live_hub.url, "--identity", gp_p12, "--password", rsb_pki.password,
+        "--report-dir", str(tmp_path / "suite"), "--only", "XDS-001", "--json",
+    )  # fmt: skip
+    assert code == EXIT_OK, out + err
+    code, out, err = run(
+        capsys, "conformance", "connector-report", "--hub", rsb_live_hub.url, "--since", since,
+        "--report-dir", str(tmp_path / "good"), "--json",
+    )  # fmt: skip
+    assert code == EXIT_OK, out + err
+    summary = json.loads(out)
+    assert summary["kind"] == "connector"
+    assert summary["summary"]["total"] >= 3, "token, patient feed, consent, link, ITI-41, ITI-18, ITI-43"
+    assert summary["summary"]["passed"] == summary["summary"]["total"]
+    assert any(c["title"].startswith("ITI-41") for c in summary["cases"])
+    html = (tmp_path / "good" / "report.html").read_text(encoding="utf-8")
+    assert "Connector validation report" in html
+
+    unsigned = httpx.post(
+        f"{rsb_live_hub.url}/xds/registry",
+        content=b"<not-soap/>",
+        headers={"content-type": "application/soap+xml; charset=utf-8"},
+        timeout=10,
+    )
+    assert unsigned.status_code >= 400
+    code, out, err = run(
+        capsys, "conformance", "connector-report", "--hub", rsb_live_hub.url, "--since", since,
+        "--report-dir", str(tmp_path / "bad"),
+    )  # fmt: skip
+    assert code == EXIT_REFUSED, out + err
+    assert "FAIL" in out
+    junit = etree.parse(str(tmp_path / "bad" / "junit.xml")).getroot()
+    assert int(junit.get("failures")) >= 1
+    assert junit.get("tests") == str(summary["summary"]["total"] + 1)
+
+
+@pytest.mark.slow
+def test_connector_report_of_a_hub_without_connector_validation(
+    rsb_pki: PkiDescription, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with LiveHub(tmp_path / "hub", pki=rsb_pki, extra_args=["--no-connector-validation"]) as hub:
+        code, _out, err = run(
+            capsys, "conformance", "connector-report", "--hub", hub.url, "--report-dir", str(tmp_path / "r")
+        )
+    assert code == EXIT_USAGE
+    assert f"the hub at {hub.url} has no connector validation" in err
+    assert not (tmp_path / "r" / "report.html").exists()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import json
 import os
 import ssl
@@ -39,7 +38,7 @@ from ..conformance.context import Environment
 from ..conformance.report import write_reports
 from ..conformance.results import CaseResult, Outcome, SuiteResult
 from ..conformance.runner import run_suite
-from ..errors import RsbError
+from ..errors import ConnectorValidationUnavailable, RsbError
 from ..security.identity import Identity, IdentityError
 from ..security.pki import DESCRIPTION_FILE, PkiDescription, PkiError, load_pki
 from ..security.trust import TrustStore
@@ -455,7 +454,8 @@ def _summary(args: argparse.Namespace, result: SuiteResult, paths: Mapping[str, 
     console.print(
         Text.assemble(
             (f" {verdict[0]} ", verdict[1]),
-            f" {counts} of {len(result.cases)} {what} in {result.seconds:.1f} s",
+            f" {counts} of {len(result.cases)} {what}",
+            f" received over {result.seconds:.1f} s" if result.kind == "connector" else f" in {result.seconds:.1f} s",
         )
     )
     for note in result.notes:
@@ -485,11 +485,11 @@ def _connector_report(args: argparse.Namespace) -> int:
     verify: bool | str = str(args.ca) if args.ca else True
     _check_hub(hub, _tls(hub, Path(args.ca) if args.ca else None, None))
     folder = _report_dir(args.report_dir)
-    connector: Any = importlib.import_module("rsb_connector.conformance.connector")
-    unavailable: type[BaseException] | tuple[()] = getattr(connector, "ConnectorValidationUnavailable", ())
+    from ..conformance import connector
+
     try:
-        result: SuiteResult = connector.fetch_connector_report(hub, since=since, verify=verify)
-    except unavailable as exc:
+        result = connector.fetch_connector_report(hub, since=since, verify=verify)
+    except ConnectorValidationUnavailable as exc:
         raise _UsageError(f"the hub at {hub} has no connector validation: {exc}") from None
     except (RsbError, httpx.HTTPError) as exc:
         raise _UsageError(f"the hub at {hub} gave no connector report: {exc}") from None
