@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 import types
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,15 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from rsb_connector.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
-from rsb_connector.conformance import load_catalogue
+from rsb_connector.conformance import Case, Step, load_catalogue
 from rsb_connector.conformance.results import CaseResult, Outcome, ResultFormatError, StepResult, SuiteResult
 from rsb_connector.errors import ConnectorValidationUnavailable
+from rsb_connector.hub.server import Hub, build_hub
+from rsb_connector.security.identity import Identity
 from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub
+
+from .conftest import environment
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -496,3 +501,33 @@ def test_connector_report_of_a_hub_without_connector_validation(
     assert code == EXIT_USAGE
     assert f"the hub at {hub.url} has no connector validation" in err
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_whether_the_hub_is_seeded_is_detected_through_patient1(
+    rsb_hub: Hub, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity], tmp_path: Path
+) -> None:
+    from rsb_connector.cli.conformance_commands import _seeded
+
+    needs_seed = [Case("CON-999", "t", "consent", "a", "r", (Step("do", "expect"),), needs=("patient1", "seed"))]
+    plain = [Case("XDS-999", "t", "XDS.b", "a", "r", (Step("do", "expect"),), needs=("author",))]
+    auto, yes, no = (types.SimpleNamespace(seeded=v) for v in (None, True, False))
+    seeded_env = environment(rsb_hub, rsb_pki, rsb_identity, tmp_path)
+    assert _seeded(auto, needs_seed, seeded_env) == (
+        True,
+        "The hub holds the mock hub's seeded population (patient1's consent is on record).",
+    )
+    assert _seeded(auto, plain, seeded_env) == (False, ""), "nobody asks when no case needs it"
+
+    bare = build_hub(tmp_path / "bare", seed=False, pki=rsb_pki)
+    try:
+        bare_env = environment(bare, rsb_pki, rsb_identity, tmp_path)
+        seeded, note = _seeded(auto, needs_seed, bare_env)
+        assert not seeded and "does not hold" in note
+        assert _seeded(yes, needs_seed, bare_env) == (True, "")
+    finally:
+        bare.close()
+    assert _seeded(no, needs_seed, seeded_env)[0] is False
+    without_patient = environment(rsb_hub, rsb_pki, rsb_identity, tmp_path)
+    without_patient.identities = {k: v for k, v in without_patient.identities.items() if k != "patient1"}
+    seeded, note = _seeded(auto, needs_seed, without_patient)
+    assert not seeded and "no patient1 identity" in note

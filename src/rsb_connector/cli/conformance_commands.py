@@ -109,8 +109,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _selection_options(run)
     run.add_argument(
         "--seeded",
-        action="store_true",
-        help="the hub holds the mock hub's seeded population (rsb hub serve --seed): cases that need it run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the hub holds the mock hub's seeded population (rsb hub serve --seed), so the cases that need it run "
+        "(default: detected, when a selected case needs it, by asking the hub about the PKI's patient1)",
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of the live display")
     run.set_defaults(func=_guard(_run))
@@ -344,10 +346,11 @@ def _run(args: argparse.Namespace) -> int:
             transport=(lambda: httpx.HTTPTransport(verify=verify)) if verify is not True else None,
             verify=str(ca) if ca is not None and verify is not True else True,
             work_dir=Path(work),
-            seeded=args.seeded,
         )
+        seeded = _seeded(args, selected, env)
+        env.seeded = seeded[0]
         result = _run_with_display(args, catalogue, selected, env, author)
-    result.notes.extend(_notes(args, selected, len(catalogue), trust is not None, pki))
+    result.notes.extend(_notes(args, selected, len(catalogue), trust is not None, pki, seeded[1]))
     paths = _write(result, folder)
     _summary(args, result, paths)
     return EXIT_OK if result.passed else EXIT_REFUSED
@@ -395,8 +398,52 @@ def _run_with_display(
         )
 
 
+def _seeded(args: argparse.Namespace, selected: list[Case], env: Environment) -> tuple[bool, str]:
+    """Whether the hub holds the mock hub's seeded population, and a note saying how that was decided (none when
+    no selected case needs it).
+
+    Without ``--seeded`` / ``--no-seeded`` it is detected: the development PKI's ``patient1`` is a seeded patient,
+    and on a seeded hub their consent is on record; they are asked for their own consent status (a read)."""
+    needed = any("seed" in c.needs for c in selected)
+    if args.seeded is not None:
+        if needed and not args.seeded:
+            return False, "--no-seeded: the cases needing the mock hub's seeded population were skipped."
+        return bool(args.seeded), ""
+    if not needed:
+        return False, ""
+    patient = env.identities.get("patient1")
+    if patient is None or patient.ssin is None:
+        return False, (
+            "Whether the hub holds the mock hub's seeded population could not be told (the run has no patient1 "
+            "identity): the cases needing it were skipped; --seeded runs them."
+        )
+    from ..client import VaultClient
+
+    try:
+        with VaultClient(
+            env.hub_url, identity=patient, trust=env.trust, transport=env.make_transport(), retries=0, precheck=False
+        ) as client:
+            known = bool(client.consent.status(patient.ssin.digits).records)
+    except (RsbError, httpx.HTTPError) as exc:
+        return False, (
+            f"Whether the hub holds the mock hub's seeded population could not be told ({type(exc).__name__}): the "
+            "cases needing it were skipped; --seeded runs them."
+        )
+    if known:
+        return True, "The hub holds the mock hub's seeded population (patient1's consent is on record)."
+    return False, (
+        "The hub does not hold the mock hub's seeded population (patient1 has no consent on record): the cases "
+        "needing it were skipped."
+    )
+
+
 def _notes(
-    args: argparse.Namespace, selected: list[Case], total: int, trusted: bool, pki: PkiDescription | None
+    args: argparse.Namespace,
+    selected: list[Case],
+    total: int,
+    trusted: bool,
+    pki: PkiDescription | None,
+    seeded: str,
 ) -> list[str]:
     """Plain statements about how the run was set up, for the reports."""
     filters = [f"--only {','.join(args.only)}"] if args.only else []
@@ -408,10 +455,8 @@ def _notes(
         notes.append(f"No development PKI was given (--pki): the cases needing {', '.join(others)} could not use them.")
     if not trusted:
         notes.append("The hub's signed answers were not checked against a trust store (no --ca and no PKI).")
-    if not args.seeded and any("seed" in c.needs for c in selected):
-        notes.append(
-            "The hub was not declared seeded (--seeded): the cases needing its seeded population were skipped."
-        )
+    if seeded:
+        notes.append(seeded)
     return notes
 
 
