@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from bench import NO_RECORDING
 from rsb_connector.client import AsyncVaultClient
 from rsb_connector.errors import RsbError
 from rsb_connector.hub.population import SEED_PATIENTS
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return report(stats, elapsed, args.sessions, args.size)
     with tempfile.TemporaryDirectory(prefix="rsb-bench-") as tmp:
         pki = init_pki(Path(tmp) / "pki")
-        with LiveHub(Path(tmp) / "data", seed=True, pki=pki) as hub:
+        with LiveHub(Path(tmp) / "data", seed=True, pki=pki, extra_args=NO_RECORDING) as hub:
             print(f"hub at {hub.url} (log: {hub.log_path}), clients sign as the GP")
             security = {"identity": pki.load_identity("gp"), "trust": pki.trust_store()}
             patients = gp_patients(hub.data_dir / "seed.json")

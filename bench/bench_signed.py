@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
+from bench import NO_RECORDING
 from rsb_connector.client import AsyncVaultClient
 from rsb_connector.hub import app as hub_app
 from rsb_connector.hub.population import SEED_PATIENTS
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  whole signed round trip:              {signed_s * 1000:6.3f} ms = {whole:4.2f}x the floor")
 
-        with LiveHub(tmp / "live", seed=True, pki=pki) as hub:
+        with LiveHub(tmp / "live", seed=True, pki=pki, extra_args=NO_RECORDING) as hub:
             one = publishes_per_second(hub, args.seconds)
             many = concurrent_publishes_per_second(hub, args.seconds, 8)
         print("hub and client in separate processes (LiveHub + signed VaultClient, loopback):")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import NO_RECORDING
 from rsb_connector.hub.population import SEED_PATIENTS, SEED_PROFESSIONALS
 from rsb_connector.metadata.builder import new_document, new_submission, professional_author
 from rsb_connector.security.identity import Identity
@@ -134,7 +135,10 @@ def main() -> None:
             (tmp_dir / f"copy{i}.bin").unlink()
         pki = init_pki(tmp_dir / "pki")
         gp = pki.load_identity("gp")
-        with LiveHub(tmp_dir / "hub", seed=True, pki=pki) as hub, httpx.Client(base_url=hub.url, timeout=600) as http:
+        with (
+            LiveHub(tmp_dir / "hub", seed=True, pki=pki, extra_args=NO_RECORDING) as hub,
+            httpx.Client(base_url=hub.url, timeout=600) as http,
+        ):
             assert hub.process is not None
             hub_pid = hub.process.pid
             client_rss0, _ = rss_mb()
