@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rsb_connector.conformance import wire
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.identifiers import Ssin
 from rsb_connector.metadata.builder import new_document, new_submission
@@ -30,8 +31,6 @@ from rsb_connector.security.identity import Identity
 from rsb_connector.security.pki import PkiDescription
 from rsb_connector.testing import LiveHub
 from rsb_connector.xds import constants as c
-
-from rsb_connector.conformance import wire
 
 DOC_SIZE = 256 * 1024
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from rsb_connector.conformance import wire
 from rsb_connector.hub.app import HubConfig
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import Hub, build_hub
@@ -36,8 +37,6 @@ from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, iti41, soap
 from rsb_connector.xds.mtom import MtomWriter, OutgoingAttachment
 from rsb_connector.xds.parts import Inline, XopRef
-
-from rsb_connector.conformance import wire
 
 PATIENT = SEED_PATIENTS[0].ssin
 OTHER_PATIENT = SEED_PATIENTS[1].ssin

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from rsb_connector.conformance import wire
 from rsb_connector.hub.population import SEED_PATIENTS
 from rsb_connector.hub.server import build_hub
 from rsb_connector.identifiers import Ssin
@@ -30,8 +31,6 @@ from rsb_connector.xds import constants as c
 from rsb_connector.xds import iti18, soap
 from rsb_connector.xds.schema import validate
 from rsb_connector.xds.xop import resolve_for_validation
-
-from rsb_connector.conformance import wire
 
 REPO = c.DEFAULT_REPOSITORY_UNIQUE_ID
 PATIENT = SEED_PATIENTS[0].ssin
