@@ -175,7 +175,7 @@ def _case(message: Mapping[str, Any]) -> CaseResult:
     summary = "; ".join(f"{step.do.removeprefix('Check ')}: {_first_line(step.message)}" for step in failed)
     return CaseResult(
         id=str(message["id"]),
-        title=f"{transaction} {name} from {caller}".replace("  ", " "),
+        title=f"{_title(transaction, name)} from {caller}",
         profile=str(message.get("profile") or ""),
         actor=str(message.get("actor") or ""),
         reference=str(message.get("reference") or ""),
@@ -192,6 +192,15 @@ def _case(message: Mapping[str, Any]) -> CaseResult:
             )
         ],
     )
+
+
+def _title(transaction: str, name: str) -> str:
+    """``ITI-41 Provide and Register…``; a name that already starts with the transaction is not repeated."""
+    if not name:
+        return transaction
+    if name.split(" ", 1)[0].lower() == transaction.lower():
+        return name
+    return f"{transaction} {name}"
 
 
 def _ordered(checks: Mapping[str, Any]) -> list[str]:
