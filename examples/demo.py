@@ -3,9 +3,12 @@
 1. the core at work (identifiers, metadata from five arguments, validation) — no hub needed;
 2. a development PKI (`rsb hub pki init`): a CA, the hub's certificate, and identities for seeded people;
 3. start the mock hub on it with its seeded population (a real process on a free port, fresh data dir);
-4. run the quickstart against it, signed as the GP: publish, find, fetch;
-5. show how refusals read: local validation before sending, the hub's verdict, and an unsigned request;
-6. stop the hub and say how to run it yourself.
+4. a teleconsultation app publishes a PDF report over XDS.b, signed as the GP;
+5. before the visit, the appointment app finds and fetches the patient's recent documents over MHD (FHIR);
+6. show how refusals read: local validation before sending, the hub's verdict, a consent refusal and what would
+   fix it, and an unsigned request;
+7. prove it: a slice of the conformance suite against the hub, with its HTML report (``build/demo-report``);
+8. stop the hub and say how to run it yourself and where the docs are.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def main() -> None:
             print(f"   hub at {hub.url} (data in {hub.data_dir}; who is who: {hub.data_dir / 'seed.json'})")
             print("   it refuses unsigned requests and signs its answers")
 
-            chapter("4. Quickstart: publish, find, fetch — signed as the GP")
+            chapter("4. A teleconsultation app publishes its PDF report (XDS.b), signed as the GP")
             env = {
                 **os.environ,
                 "RSB_HUB_URL": hub.url,
@@ -50,9 +53,12 @@ def main() -> None:
                 "RSB_IDENTITY_PASSWORD": pki.password,
                 "RSB_CA": str(pki.ca_cert),
             }
-            subprocess.run([sys.executable, str(HERE / "quickstart.py")], check=True, env=env)
+            subprocess.run([sys.executable, str(HERE / "teleconsultation.py")], check=True, env=env)
 
-            chapter("5. When the answer is no")
+            chapter("5. Before the visit: the appointment app finds and fetches over MHD (FHIR)")
+            subprocess.run([sys.executable, str(HERE / "appointment.py")], check=True, env=env)
+
+            chapter("6. When the answer is no")
             with hub.client("gp") as vault:
                 try:
                     vault.publish(
@@ -80,8 +86,21 @@ def main() -> None:
                 except HubRefused as exc:
                     print(f"   without a signature: {exc.code}: {exc.problems[0].message}")
 
-            chapter("6. Done")
-            print("   The hub is stopping. Run your own with:   .venv/bin/rsb hub serve --seed")
+            chapter("7. Prove it: conformance cases against this hub")
+            report = Path("build") / "demo-report"
+            subprocess.run(
+                [
+                    *(sys.executable, "-m", "rsb_connector.cli", "conformance", "run", "--hub", hub.url),
+                    *("--identity", env["RSB_IDENTITY"], "--password", pki.password, "--report-dir", str(report)),
+                    *("--only", "XDS-001,XDS-012,MHD-001,MHD-022,SEC-001,SEC-004,CON-003"),
+                ],
+                check=True,
+            )
+            print(f"   open {report / 'report.html'} for each case's steps and exchanges (SSINs masked)")
+            print("   the whole catalogue: .venv/bin/rsb conformance list; run it all by leaving out --only")
+
+            chapter("8. Done")
+            print("   The hub is stopping. Run your own with:   .venv/bin/rsb hub serve --seed   (Ctrl+C stops it)")
             print("   (it creates .rsb-data/pki; sign with .rsb-data/pki/identities/gp.p12, password rsb-dev)")
             print("   Documentation:                            .venv/bin/mkdocs serve   (then http://127.0.0.1:8000)")
 
