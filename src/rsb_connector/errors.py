@@ -138,14 +138,27 @@ class QueryError(_ProblemsError):
 class HubError(_ProblemsError):
     """The hub answered with errors (RegistryErrors or a SOAP Fault).
 
-    ``problems`` holds every error of the response; ``status`` the ebRS response status URN when there was one.
+    ``problems`` holds every error of the response (for a SOAP fault: one, whose code is the local name of the
+    fault's most precise code, e.g. ``InvalidSecurity``); ``status`` the ebRS response status URN when there was one;
+    ``fault_code`` the SOAP fault's most precise code (its Subcode, else its Code) as a namespace-qualified name
+    ``{namespace}local`` (e.g. ``{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}
+    InvalidSecurity``), or as written (``prefix:local``) when its prefix could not be resolved, ``None`` when the
+    answer was not a SOAP fault.
     """
 
     prefix = "the hub answered with errors"
 
-    def __init__(self, problems: Iterable[Problem], message: str | None = None, *, status: str | None = None) -> None:
+    def __init__(
+        self,
+        problems: Iterable[Problem],
+        message: str | None = None,
+        *,
+        status: str | None = None,
+        fault_code: str | None = None,
+    ) -> None:
         super().__init__(problems, message)
         self.status = status
+        self.fault_code = fault_code
 
 
 class HubRefused(HubError):

@@ -17,7 +17,7 @@ from rsb_connector.hub.server import Hub
 from rsb_connector.metadata.builder import new_document
 from rsb_connector.security.identity import Identity
 from rsb_connector.security.pki import SAMPLE_IDENTITIES, DevelopmentCa, PkiDescription
-from rsb_connector.security.wssec import WSU, WsSecurityVerifier, sign_envelope
+from rsb_connector.security.wssec import WSSE, WSU, WsSecurityVerifier, sign_envelope
 from rsb_connector.security.xml import parse_xml
 from rsb_connector.testing import SyncASGITransport
 from rsb_connector.xds import soap
@@ -165,6 +165,19 @@ def test_an_unsigned_client_is_refused_by_a_signing_hub(make_vault: MakeVault, h
     with pytest.raises(HubRefused) as refused:
         vault.find(PATIENT)
     assert refused.value.code == "InvalidSecurity"
+
+
+def test_a_signed_fault_names_its_code_with_its_namespace(
+    make_vault: MakeVault, hub: Hub, rsb_pki: PkiDescription
+) -> None:
+    """An unsigned request to a signing hub: the hub's fault is signed, the client verifies it and reads only the
+    signed copy, in which the Subcode's ``wsse`` prefix still resolves (the hub's Body reference lists it in an
+    exclusive C14N PrefixList)."""
+    vault = make_vault(app=hub.app, signed=False, trust=rsb_pki.trust_store())
+    with pytest.raises(HubRefused) as refused:
+        vault.find(PATIENT)
+    assert refused.value.code == "InvalidSecurity"
+    assert refused.value.fault_code == f"{{{WSSE}}}InvalidSecurity"
 
 
 def test_the_client_signs_with_its_identity(make_vault: MakeVault, rsb_pki: PkiDescription) -> None:

@@ -39,7 +39,7 @@ from rsb_connector.security.wssec import (
 )
 from rsb_connector.security.xml import parse_xml
 from rsb_connector.xds.constants import ACTION_ITI18, QUERY, SOAP12, WSA
-from rsb_connector.xds.soap import serialize
+from rsb_connector.xds.soap import build_fault, parse_fault, serialize
 
 from .conftest import REGISTRY_URL
 
@@ -456,6 +456,88 @@ def test_fault_qname(make_envelope: MakeEnvelope, verifier: WsSecurityVerifier) 
     assert error.fault_qname == etree.QName(WSSE, "InvalidSecurity")
 
 
+# ---------------------------------------------------------------------------------------------- signed faults
+
+
+def signed_fault(identity: Identity, subcode: tuple[str, str] = (WSSE, "InvalidSecurity")) -> bytes:
+    """A SOAP fault as the hub answers an unsigned request, signed and serialized once."""
+    envelope = build_fault("Sender", "WS-Security: the message is not signed", subcode=subcode, relates_to="urn:uuid:1")
+    return serialize(sign_envelope(envelope, identity))
+
+
+def body_transform(root: etree._Element) -> etree._Element:
+    body_id = one(root, "/soap:Envelope/soap:Body").get(WSU_ID)
+    return one(root, f"//ds:Reference[@URI='#{body_id}']/ds:Transforms/ds:Transform")
+
+
+def test_a_signed_fault_keeps_its_subcode_resolvable(hub_identity: Identity, trust: TrustStore) -> None:
+    root = received(signed_fault(hub_identity))
+    inclusive = body_transform(root).find(f"{{{EXC_C14N}}}InclusiveNamespaces")
+    assert inclusive is not None
+    assert inclusive.get("PrefixList") == "soap wsse"
+    # only the Body reference carries a PrefixList: the other references stay plain exclusive C14N
+    assert len(root.findall(f".//{{{EXC_C14N}}}InclusiveNamespaces")) == 1
+    signed = WsSecurityVerifier(trust).verify(root)
+    fault = parse_fault(signed.soap_message())
+    assert fault is not None
+    assert fault.subcode == "wsse:InvalidSecurity"
+    assert fault.subcode_name == (WSSE, "InvalidSecurity")  # resolved from the signed copy alone
+    assert signed.body.nsmap.get("wsse") == WSSE
+
+
+def test_a_foreign_subcode_namespace_is_kept_too(hub_identity: Identity, trust: TrustStore) -> None:
+    signed = WsSecurityVerifier(trust).verify(received(signed_fault(hub_identity, ("urn:example:faults", "Down"))))
+    fault = parse_fault(signed.soap_message())
+    assert fault is not None
+    assert fault.subcode_name == ("urn:example:faults", "Down")
+
+
+def test_the_subcode_binding_is_signed(hub_identity: Identity, trust: TrustStore) -> None:
+    """Rebinding ``wsse`` where the fault's Body sees it breaks the Body digest: the binding is covered."""
+    data = signed_fault(hub_identity)
+    rebound = data.replace(b"<soap:Body ", b'<soap:Body xmlns:wsse="urn:evil" ', 1)
+    assert rebound != data
+    refused(WsSecurityVerifier(trust), received(rebound), FAILED_CHECK)
+
+
+def test_the_prefix_list_is_signed(hub_identity: Identity, trust: TrustStore) -> None:
+    root = received(signed_fault(hub_identity))
+    inclusive = body_transform(root)[0]
+    inclusive.set("PrefixList", "soap")
+    refused(WsSecurityVerifier(trust), root, FAILED_CHECK)
+
+
+@pytest.mark.parametrize("prefix_list", ["soap wsse:x", "1wsse", "#all"])
+def test_a_prefix_list_of_anything_but_prefixes_is_refused(
+    hub_identity: Identity, trust: TrustStore, prefix_list: str
+) -> None:
+    root = received(signed_fault(hub_identity))
+    body_transform(root)[0].set("PrefixList", prefix_list)
+    error = refused(WsSecurityVerifier(trust), root, INVALID_SECURITY)
+    assert "PrefixList" in error.message
+
+
+def test_inclusive_namespaces_hold_only_a_prefix_list(hub_identity: Identity, trust: TrustStore) -> None:
+    root = received(signed_fault(hub_identity))
+    body_transform(root)[0].set("Extra", "1")
+    refused(WsSecurityVerifier(trust), root, INVALID_SECURITY)
+
+
+def test_explicit_body_prefixes(make_envelope: MakeEnvelope, gp: Identity, verifier: WsSecurityVerifier) -> None:
+    envelope = sign_envelope(make_envelope(), gp, body_prefixes=["wsa", "#default"])
+    root = received(serialize(envelope))
+    assert body_transform(root)[0].get("PrefixList") == "wsa #default"
+    signed = verifier.verify(root)
+    assert signed.body.nsmap.get("wsa") == WSA  # declared on the Envelope, in scope at the Body: kept
+    with pytest.raises(ValueError, match="not a namespace prefix"):
+        sign_envelope(make_envelope(), gp, body_prefixes=["a b"])
+
+
+def test_a_request_body_gets_no_prefix_list(make_envelope: MakeEnvelope, gp: Identity) -> None:
+    root = received(signed_wire(make_envelope, gp))
+    assert root.find(f".//{{{EXC_C14N}}}InclusiveNamespaces") is None
+
+
 # ------------------------------------------------------------------------------------------------------ interop
 
 
@@ -476,8 +558,26 @@ def test_xmlsec_verifies_our_signature(make_envelope: MakeEnvelope, gp: Identity
         xmlsec_verify(tampered)
 
 
-def _xmlsec_signed(envelope: etree._Element, identity: Identity, now: datetime) -> bytes:
-    """Sign the way an independent WS-Security stack (xmlsec1) does, without our signer."""
+def test_xmlsec_verifies_our_signed_fault(hub_identity: Identity) -> None:
+    data = signed_fault(hub_identity)
+    cert_pem = hub_identity.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def xmlsec_verify(root: etree._Element) -> None:
+        xmlsec.tree.add_ids(root, ["Id"])
+        context = xmlsec.SignatureContext()
+        context.key = xmlsec.Key.from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem, None)
+        context.verify(one(root, "//ds:Signature"))
+
+    xmlsec_verify(etree.fromstring(data))  # xmlsec applies the PrefixList in the document's context: same digest
+    with pytest.raises(xmlsec.Error):
+        xmlsec_verify(etree.fromstring(data.replace(b"<soap:Body ", b'<soap:Body xmlns:wsse="urn:evil" ', 1)))
+
+
+def _xmlsec_signed(
+    envelope: etree._Element, identity: Identity, now: datetime, body_prefixes: str | None = None
+) -> bytes:
+    """Sign the way an independent WS-Security stack (xmlsec1) does, without our signer (``body_prefixes``: an
+    InclusiveNamespaces PrefixList on the Body reference's transform)."""
     header = one(envelope, "/soap:Envelope/soap:Header")
     body = one(envelope, "/soap:Envelope/soap:Body")
     security = etree.Element(f"{{{WSSE}}}Security", nsmap={"wsse": WSSE, "wsu": WSU})
@@ -500,7 +600,9 @@ def _xmlsec_signed(envelope: etree._Element, identity: Identity, now: datetime) 
     security.append(signature)
     for ref_id in ids:
         reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri=f"#{ref_id}")
-        xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+        transform = xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+        if ref_id == "Body-1" and body_prefixes is not None:
+            xmlsec.template.transform_add_c14n_inclusive_namespaces(transform, body_prefixes)
     key_info = xmlsec.template.ensure_key_info(signature)
     token_ref = etree.SubElement(key_info, f"{{{WSSE}}}SecurityTokenReference")
     etree.SubElement(token_ref, f"{{{WSSE}}}Reference", URI="#X-1", ValueType=X509V3)
@@ -527,3 +629,17 @@ def test_we_verify_an_xmlsec_signature(make_envelope: MakeEnvelope, nurse: Ident
     tampered = received(_xmlsec_signed(make_envelope(), nurse, datetime.now(UTC)))
     one(tampered, "//query:AdhocQueryRequest").set("federated", "true")
     refused(verifier, tampered, FAILED_CHECK)
+
+
+def test_we_verify_an_xmlsec_signed_fault_with_a_prefix_list(nurse: Identity, trust: TrustStore) -> None:
+    """xmlsec canonicalizes the Body in its document: ``wsse``, declared on the Envelope only, is rendered on the
+    Body because the PrefixList names it. Our digest must be the same, and our signed copy must resolve it."""
+    envelope = build_fault("Sender", "WS-Security: refused", subcode=(WSSE, "InvalidSecurity"), relates_to="urn:x")
+    data = _xmlsec_signed(envelope, nurse, datetime.now(UTC), body_prefixes="wsse")
+    assert b"xmlns:wsse" not in data.split(b"<soap:Body", 1)[1]  # declared by an ancestor only
+    signed = WsSecurityVerifier(trust).verify(received(data))
+    fault = parse_fault(signed.soap_message())
+    assert fault is not None
+    assert fault.subcode_name == (WSSE, "InvalidSecurity")
+    tampered = data.replace(b"<soap:Body ", b'<soap:Body xmlns:wsse="urn:evil" ', 1)
+    refused(WsSecurityVerifier(trust), received(tampered), FAILED_CHECK)

@@ -17,6 +17,7 @@ from rsb_connector.xds.soap import (
     WSA_ANONYMOUS,
     build_envelope,
     build_fault,
+    fault_qname_prefixes,
     new_message_id,
     parse_envelope,
     parse_fault,
@@ -169,6 +170,22 @@ def test_fault_with_foreign_subcode_and_no_detail() -> None:
     assert fault.subcode == "sc:StoreDown"
     assert fault.subcode_name == ("urn:example:faults", "StoreDown")
     assert fault.detail is None
+
+
+def test_fault_qname_prefixes() -> None:
+    """The prefixes a signer must keep in scope for a fault's QName values (exclusive C14N PrefixList)."""
+    fault = build_fault("Sender", "no", subcode=(WSSE, "InvalidSecurity"))
+    assert fault_qname_prefixes(fault) == ["soap", "wsse"]
+    assert fault_qname_prefixes(fault[1]) == ["soap", "wsse"]  # the Body works as well as the Envelope
+    assert fault_qname_prefixes(build_fault("Receiver", "down", subcode=("urn:e", "Down"))) == ["soap", "sc"]
+    assert fault_qname_prefixes(build_fault("Receiver", "down")) == ["soap"]
+    assert fault_qname_prefixes(build_envelope(etree.Element("x"), action="urn:a")) == []
+    data = (
+        f'<s:Envelope xmlns:s="{SOAP12}"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value>'
+        '<s:Subcode><s:Value xmlns="urn:d">Plain</s:Value><s:Subcode><s:Value>undeclared:X</s:Value></s:Subcode>'
+        "</s:Subcode></s:Code><s:Reason><s:Text>no</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"
+    )
+    assert fault_qname_prefixes(parse_xml(data.encode())) == ["s", "#default"]
 
 
 def test_fault_with_element_detail() -> None:

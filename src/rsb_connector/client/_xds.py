@@ -11,8 +11,8 @@ Each response is read by :class:`SoapSink`, which checks, in order: an HTTP erro
 :class:`~.models.HttpStatusError`, a TransportError), the Content-Type (→ ProtocolError), the MTOM packaging
 (truncated → ProtocolError), the XML (the one hardened parser), the SOAP envelope, the hub's WS-Security signature
 when a trust store is configured (→ ProtocolError; from then on only the signed copies are read), a SOAP Fault (→
-HubRefused, code = the fault's subcode or code), the ``wsa:RelatesTo`` (must be the request's MessageID → else
-ProtocolError), the ``wsa:Action`` and the Body element.
+HubRefused, code = the local name of the fault's subcode or code, ``fault_code`` the same namespace-qualified), the
+``wsa:RelatesTo`` (must be the request's MessageID → else ProtocolError), the ``wsa:Action`` and the Body element.
 """
 
 from __future__ import annotations
@@ -192,12 +192,25 @@ class SoapSink(ResponseSink[R]):
         if fault is not None:
             if message.relates_to is not None and message.relates_to != self.message_id:
                 raise self._mismatch(message.relates_to)
+            # With a trust store, ``message`` is the signed copy: the Subcode's prefix resolves through the
+            # declarations the signature covers (the hub lists it in its Body reference's PrefixList).
             code = fault.subcode_name[1] if fault.subcode_name else (fault.subcode or fault.code)
             code = code.rpartition(":")[2] or fault.code
+            if fault.subcode_name is not None:
+                namespace, local = fault.subcode_name
+                qualified = f"{{{namespace}}}{local}"
+            elif fault.subcode is not None:
+                qualified = fault.subcode
+            else:
+                qualified = f"{{{c.SOAP12}}}{fault.code}"
             reason = fault.reason or "the hub answered a SOAP fault without a reason"
             if fault.detail and fault.detail not in reason:
                 reason = f"{reason} ({fault.detail})"
-            raise HubRefused([Problem(code, reason, "Fault")], f"the hub answered a SOAP fault: {code}: {reason}")
+            raise HubRefused(
+                [Problem(code, reason, "Fault")],
+                f"the hub answered a SOAP fault: {code}: {reason}",
+                fault_code=qualified,
+            )
         if self.status_code >= 300:
             raise ProtocolError(f"{self._where()}: HTTP {self.status_code} with a SOAP answer that is not a fault")
         if message.relates_to != self.message_id:

@@ -45,10 +45,19 @@ Fault codes (``wsse:`` = the WS-Security 1.0 secext namespace, for the SOAP faul
 The XML-DSig processing is done here, on purpose narrow, with lxml's exclusive C14N and ``cryptography``: a fixed
 ``ds:Signature`` shape (SignedInfo, SignatureValue, KeyInfo), same-document ``#id`` references resolved by this
 module (never by a generic resolver), one exclusive C14N transform (an ``ec:InclusiveNamespaces`` PrefixList is
-honoured), digests compared in constant time. A general-purpose XML-DSig library does far more per message
-(copies, schema validation, generic transforms) than this profile needs; python-xmlsec interop is tested.
+honoured, with the namespaces in scope in the whole document, as xmlsec computes it), digests compared in constant
+time. A general-purpose XML-DSig library does far more per message (copies, schema validation, generic transforms)
+than this profile needs; python-xmlsec interop is tested.
 Verified signer certificates are remembered (by DER, within their validity window) so that path building runs
 once per signer, not once per message.
+
+QNames in text content: exclusive C14N keeps only the namespace declarations that element and attribute names use,
+so the ``wsse`` of a signed fault's ``<soap:Value>wsse:InvalidSecurity</soap:Value>`` would be neither in the signed
+copy nor covered by the signature. :func:`sign_envelope` therefore lists the prefixes of a fault's Code and Subcode
+values in an ``ec:InclusiveNamespaces PrefixList`` on the Body reference (the remedy the Exclusive C14N
+specification gives for QNames in content; WSS4J writes such PrefixLists too): the canonical Body declares them, the
+signature covers their binding, and the verifier's signed copy of the Body resolves ``wsse:InvalidSecurity`` to the
+WS-Security namespace.
 
 MTOM: the signature covers the XOP document, i.e. a Body holding ``xop:Include`` elements, not the attachment
 bytes. Attachments are protected by the hash and size slots inside the signed metadata, which the hub checks
@@ -63,8 +72,9 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -82,7 +92,7 @@ from rsb_connector.security.identity import MIN_RSA_KEY_SIZE, Identity, Identity
 from rsb_connector.security.trust import ReplayCache, ReplayCacheFull, TrustStore, UntrustedCertificate
 from rsb_connector.security.xml import make_parser
 from rsb_connector.xds.constants import SOAP12, WSA, WSSE, WSU
-from rsb_connector.xds.soap import SoapMessage
+from rsb_connector.xds.soap import SoapMessage, fault_qname_prefixes
 
 __all__ = [
     "BASE64_BINARY",
@@ -304,6 +314,7 @@ def sign_envelope(
     ttl: int = 60,
     now: datetime | None = None,
     sign_addressing: bool = True,
+    body_prefixes: Sequence[str] | None = None,
 ) -> etree._Element:
     """Sign a SOAP 1.2 envelope in place with WS-Security (layout in the module docstring).
 
@@ -313,6 +324,12 @@ def sign_envelope(
         ttl: Timestamp lifetime in seconds (Expires = Created + ttl).
         now: the Created time (default: now).
         sign_addressing: also sign every WS-Addressing header (direct children of ``soap:Header``).
+        body_prefixes: the ``ec:InclusiveNamespaces PrefixList`` of the Body reference's exclusive C14N transform:
+            namespace prefixes (``#default`` for the default namespace) whose in-scope declarations the canonical
+            Body keeps even though no element or attribute name uses them, for QNames in text content. ``None``
+            (the default): the prefixes of a SOAP fault's ``Code``/``Subcode`` values
+            (:func:`~rsb_connector.xds.soap.fault_qname_prefixes`: a signed ``wsse:InvalidSecurity`` stays
+            resolvable, and its binding signed), none for any other Body.
 
     Returns:
         ``envelope`` itself. Serialize it once and send exactly those bytes.
@@ -332,6 +349,10 @@ def sign_envelope(
         envelope.insert(0, header)
     if header.find(f"{_SE}Security") is not None:
         raise ValueError("the envelope already carries a wsse:Security header")
+    prefixes = tuple(fault_qname_prefixes(body) if body_prefixes is None else body_prefixes)
+    for prefix in prefixes:
+        if not _is_prefix(prefix):
+            raise ValueError(f"{prefix!r} is not a namespace prefix (an NCName, or #default)")
     _declare_wss_namespaces(envelope)
 
     created = _utc(now)
@@ -363,8 +384,12 @@ def sign_envelope(
 
     # The Signature is parsed from a template (much cheaper than building some 40 elements one by one), then
     # filled in: digests first, then the signature over the canonical SignedInfo in its final place.
-    digests = [base64.b64encode(hashlib.sha256(_c14n(element)).digest()).decode("ascii") for _, element in targets]
-    signature = etree.fromstring(_signature_template(targets, digests, token_id))
+    inclusive = {id(body): prefixes}
+    digests = [
+        base64.b64encode(hashlib.sha256(_c14n(element, inclusive.get(id(element), ()))).digest()).decode("ascii")
+        for _, element in targets
+    ]
+    signature = etree.fromstring(_signature_template(targets, digests, token_id, inclusive))
     security.append(signature)
     signed_info = signature[0]
     signature[1].text = base64.b64encode(identity.sign(_c14n(signed_info))).decode("ascii")
@@ -376,12 +401,27 @@ def _xml_attr(value: str) -> str:
     return _escape(value, {'"': "&quot;"})
 
 
-def _signature_template(targets: list[tuple[str, etree._Element]], digests: list[str], token_id: str) -> bytes:
+def _transform(prefixes: tuple[str, ...]) -> str:
+    """The exclusive C14N ``ds:Transform``, with its ``ec:InclusiveNamespaces`` when there are ``prefixes``."""
+    if not prefixes:
+        return f'<ds:Transform Algorithm="{EXC_C14N}"/>'
+    return (
+        f'<ds:Transform Algorithm="{EXC_C14N}"><ec:InclusiveNamespaces xmlns:ec="{EC}" '
+        f'PrefixList="{_xml_attr(" ".join(prefixes))}"/></ds:Transform>'
+    )
+
+
+def _signature_template(
+    targets: list[tuple[str, etree._Element]],
+    digests: list[str],
+    token_id: str,
+    inclusive: dict[int, tuple[str, ...]],
+) -> bytes:
     references = "".join(
-        f'<ds:Reference URI="#{_xml_attr(ref)}"><ds:Transforms><ds:Transform Algorithm="{EXC_C14N}"/>'
+        f'<ds:Reference URI="#{_xml_attr(ref)}"><ds:Transforms>{_transform(inclusive.get(id(element), ()))}'
         f'</ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"/><ds:DigestValue>{digest}</ds:DigestValue>'
         "</ds:Reference>"
-        for (ref, _element), digest in zip(targets, digests, strict=True)
+        for (ref, element), digest in zip(targets, digests, strict=True)
     )
     return (
         f'<ds:Signature xmlns:ds="{DS}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{EXC_C14N}"/>'
@@ -406,11 +446,32 @@ def _token_text(identity: Identity) -> str:
     return text
 
 
-def _c14n(element: etree._Element, prefixes: tuple[str, ...] = ()) -> bytes:
-    """Exclusive XML canonicalization (without comments) of ``element``'s subtree, in its document context."""
+def _c14n(element: etree._Element, prefixes: Sequence[str] = ()) -> bytes:
+    """Exclusive XML canonicalization (without comments) of ``element``'s subtree, in its document context.
+
+    ``prefixes`` is the ``InclusiveNamespaces PrefixList``: those namespaces are rendered the inclusive way, i.e.
+    every one IN SCOPE at the apex is declared there, wherever an ancestor declared it. libxml2 (through lxml) does
+    not find an ancestor's declaration reliably for a subtree: whether it renders one depends on how the tree was
+    made (a tree built in memory, as a signer holds it, and the same tree parsed, as a verifier holds it, can give
+    different bytes). So, with a PrefixList, the subtree is first re-read from its plain serialization, which
+    declares on the apex every namespace in scope (innermost binding, prefixes kept): a standalone document with the
+    same in-scope namespaces everywhere, whose canonical form is that of the subtree in its document, as xmlsec and
+    WSS4J compute it. Without a PrefixList only visibly utilized namespaces are rendered, found through the
+    elements' own namespace references.
+    """
+    if prefixes and element.getparent() is not None:
+        element = etree.fromstring(etree.tostring(element, with_tail=False), parser=make_parser())
     return etree.tostring(
         element, method="c14n", exclusive=True, with_comments=False, inclusive_ns_prefixes=list(prefixes) or None
     )
+
+
+_NCNAME = re.compile(r"[^\W\d][\w.-]*\Z")
+
+
+def _is_prefix(name: str) -> bool:
+    """A PrefixList token: an NCName (a namespace prefix) or ``#default``."""
+    return name == "#default" or _NCNAME.match(name) is not None
 
 
 # ------------------------------------------------------------------------------------------------- verification
@@ -471,13 +532,25 @@ def _only(parent: etree._Element, expected: list[str], what: str) -> list[etree.
 
 
 def _c14n_prefixes(method: etree._Element, what: str) -> tuple[str, ...]:
-    """The ``ec:InclusiveNamespaces/@PrefixList`` of an exclusive C14N method or transform (nothing else inside)."""
+    """The ``ec:InclusiveNamespaces/@PrefixList`` of an exclusive C14N method or transform (nothing else inside):
+    namespace prefixes or ``#default``, the only forms the Exclusive C14N specification defines (and the only ones
+    :func:`sign_envelope` writes). The PrefixList is part of the signed ``SignedInfo``: it cannot be changed without
+    breaking the signature, and it is applied exactly as written."""
     children = _elements(method)
     if not children:
         return ()
-    if len(children) != 1 or children[0].tag != f"{{{EC}}}InclusiveNamespaces":
+    inclusive = children[0]
+    if len(children) != 1 or inclusive.tag != f"{{{EC}}}InclusiveNamespaces":
         raise WsSecurityError(INVALID_SECURITY, f"{what}: only an ec:InclusiveNamespaces parameter is accepted")
-    return tuple((children[0].get("PrefixList") or "").split())
+    if set(inclusive.attrib) != {"PrefixList"} or len(inclusive) or (inclusive.text or "").strip():
+        raise WsSecurityError(INVALID_SECURITY, f"{what}: ec:InclusiveNamespaces holds a PrefixList and nothing else")
+    prefixes = tuple((inclusive.get("PrefixList") or "").split())
+    wrong = [p for p in prefixes if not _is_prefix(p)]
+    if wrong:
+        raise WsSecurityError(
+            INVALID_SECURITY, f"{what}: the PrefixList holds {wrong[0]!r}, neither a namespace prefix nor #default"
+        )
+    return prefixes
 
 
 def _base64(element: etree._Element, what: str) -> bytes:

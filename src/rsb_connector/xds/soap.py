@@ -25,6 +25,7 @@ __all__ = [
     "SoapMessage",
     "build_envelope",
     "build_fault",
+    "fault_qname_prefixes",
     "new_message_id",
     "parse_envelope",
     "parse_fault",
@@ -283,6 +284,37 @@ def build_fault(
         else:
             detail_el.append(detail)
     return build_envelope(fault, action=action, relates_to=relates_to, reply_to_anonymous=False, must_understand=False)
+
+
+def fault_qname_prefixes(body: etree._Element) -> list[str]:
+    """The prefixes that the QName values of a SOAP 1.2 fault in ``body`` use (``Code/Value`` and every nested
+    ``Subcode/Value``; ``#default`` for an unprefixed one), in document order, each once; ``[]`` without a fault.
+
+    A prefix used only in text content (``<soap:Value>wsse:InvalidSecurity</soap:Value>``) is not *visibly utilized*
+    in the sense of Exclusive XML Canonicalization, so exclusive C14N drops its declaration: a reader of the signed
+    (canonical) Body could not resolve it, and the binding would not be covered by the signature. A signer lists
+    these prefixes in the ``ec:InclusiveNamespaces PrefixList`` of the Body reference's transform (the Exclusive
+    C14N specification's remedy for QNames in content), which :func:`rsb_connector.security.wssec.sign_envelope`
+    does by default.
+
+    Args:
+        body: the ``soap:Body`` (or the ``soap:Envelope``) that may hold the fault.
+    """
+    fault = body.find(f"{_S}Fault") if body.tag != f"{_S}Envelope" else body.find(f"{_S}Body/{_S}Fault")
+    if fault is None:
+        return []
+    found: dict[str, None] = {}
+    values = [fault.find(f"{_S}Code/{_S}Value"), *fault.iterfind(f"{_S}Code//{_S}Subcode/{_S}Value")]
+    for value in values:
+        if value is None:
+            continue
+        text = (value.text or "").strip()
+        prefix = text.rpartition(":")[0] if ":" in text else None
+        if prefix is not None and prefix in value.nsmap:
+            found.setdefault(prefix, None)
+        elif prefix is None and text and None in value.nsmap:
+            found.setdefault("#default", None)
+    return list(found)
 
 
 def _resolve(element: etree._Element, text: str) -> tuple[str, str] | None:
