@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _hub_option(connector)
     connector.add_argument("--report-dir", required=True, metavar="DIR", help="where to write the reports (created)")
     connector.add_argument("--since", metavar="TIME", help="only the messages received at or after TIME (ISO 8601)")
-    _ca_option(connector)
+    _ca_option(connector, signed_answers=False)
     connector.add_argument("--json", action="store_true", help="print the summary as JSON")
     connector.set_defaults(func=_guard(_connector_report))
 
@@ -140,13 +140,17 @@ def _hub_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _ca_option(parser: argparse.ArgumentParser) -> None:
+def _ca_option(parser: argparse.ArgumentParser, *, signed_answers: bool = True) -> None:
     parser.add_argument(
         "--ca",
         default=os.environ.get("RSB_CA") or None,
         metavar="FILE",
-        help="CA certificate(s) (PEM) the hub's signed answers must chain to; also trusted for https "
-        "(default $RSB_CA, else the development PKI's CA)",
+        help=(
+            "CA certificate(s) (PEM) the hub's signed answers must chain to; also trusted for https "
+            "(default $RSB_CA, else the development PKI's CA)"
+            if signed_answers
+            else "CA certificate(s) (PEM) trusted for an https hub (default $RSB_CA, else the system's CAs)"
+        ),
     )
 
 

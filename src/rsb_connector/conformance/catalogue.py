@@ -9,7 +9,8 @@ as ``rsb_connector/conformance/catalogue/``, so that ``rsb conformance`` works f
     profile = "XDS.b"                   # one of PROFILES
     actor = "Document Repository + Document Registry"   # the actor under test
     reference = "ITI TF-2b 3.41.4.1; NIST 12360"        # what it mirrors
-    needs = ["author", "hospital"]      # identities (names of the development PKI, "author" = --identity)
+    needs = ["author", "hospital"]      # identities (names of the development PKI, "author" = --identity), and
+                                        # "seed" when the case relies on the mock hub's seeded population
     description = "What the case proves, in a sentence or two."
     steps = [
       { do = "What the suite sends", expect = "What a conformant hub answers" },

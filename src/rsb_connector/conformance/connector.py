@@ -140,6 +140,12 @@ def connector_suite(data: Mapping[str, Any], hub_url: str) -> SuiteResult:
     since = data.get("since")
     if since:
         notes.append(f"messages received since {since}")
+    if not messages:
+        notes.append(
+            "no message was recorded"
+            + (" since then" if since else "")
+            + ": nothing to grade, so nothing conforms yet — run your app's flows against this hub, then ask again"
+        )
     started = _time(since, generated) if since else generated
     if messages:
         started = min(started, _time(messages[0].get("received"), generated))

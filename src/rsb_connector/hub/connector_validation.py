@@ -665,6 +665,8 @@ class FhirTrace:
         first = rest.split("/", 1)[0]
         if not rest:
             return "ITI-65" if self.method == "POST" else "FHIR"
+        if "$" in rest:
+            return "FHIR"  # an operation ($hold-back, $release, $check-access): not an MHD transaction
         return {
             "DocumentReference": "ITI-67",
             "List": "ITI-66",
