@@ -119,3 +119,10 @@ def test_other_answers_are_protocol_errors() -> None:
         connector_suite({"messages": [{"id": "MSG-1"}]}, BASE)
     with pytest.raises(ValueError, match="ISO 8601"):
         fetch_connector_report(BASE, since="last tuesday", transport=httpx.MockTransport(teapot))
+
+
+def test_an_empty_recording_does_not_pass_and_says_why() -> None:
+    result = connector_suite({"messages": [], "since": "2026-11-22T10:00:00Z", "notes": []}, BASE)
+    assert not result.passed
+    assert result.cases == []
+    assert any("no message was recorded since then" in note for note in result.notes)
