@@ -28,8 +28,15 @@ this applies):
   not required: withdrawing a document shares nothing. A caller who may not even read the document gets the
   registry's "no such entry" answer. One audit event per document.
 - A break-the-glass reason of the wrong length from a professional refuses the request up front
-  (``Policy[BREAK_THE_GLASS_REASON]``); an access allowed only because the glass was broken is audited with the
-  reason.
+  (``Policy[BREAK_THE_GLASS_REASON]``), audited under the patient concerned when the hub knows one (the patient
+  searched for, the patient of the documents asked for, whether or not the caller may see them: the answer is the
+  same refusal either way); an access allowed only because the glass was broken is audited with the reason.
+
+One request, one audit: a request that runs several registry steps (an MHD search looks up the relationships of the
+documents it found, an ITI-66 the members of the submission sets) shares one :class:`AccessView`, labelled with the
+request's transaction (``ITI-67``, ``ITI-66``, ``ITI-68``...), and is recorded once, when it is over
+(:meth:`rsb_connector.hub.registry.Registry.find_request`): the follow-up steps decide (they answer through the same
+view, so nothing is shown that the caller may not see) but add no events of their own.
 """
 
 from __future__ import annotations
@@ -112,20 +119,32 @@ class AccessView:
         caller: who asks.
         actor: the caller as the engine's actor.
         action: find, read or publish.
+        transaction: the transaction the request is audited as (``ITI-18``, ``ITI-67``, ``ITI-66``...).
         today: the day decided for.
         patients: patient-level decisions, by patient key (SSIN).
         documents: per-document decisions, by entryUUID: the document's facts and the decision.
+        returned: for a request made of several queries, the DocumentEntries its queries returned so far (what the
+            request's one audit event lists; :meth:`answered` narrows it to what the answer finally holds).
+        notes: why the request's answer holds less than its queries found (e.g. ``answered XDSTooManyResults``).
     """
 
-    def __init__(self, enforcer: Enforcer, caller: Caller, action: Action) -> None:
+    def __init__(self, enforcer: Enforcer, caller: Caller, action: Action, *, transaction: str = _ITI18) -> None:
         self._enforcer = enforcer
         self.caller = caller
         self.actor = enforcer.actor(caller)
         self.action = action
+        self.transaction = transaction
         self.today = enforcer.today()
         self._states: dict[str, PatientState] = {}
         self.patients: dict[str, Decision] = {}
         self.documents: dict[str, tuple[DocumentFacts, Decision]] = {}
+        self.returned: list[DocumentEntry] = []
+        self.notes: list[str] = []
+
+    def answered(self, entries: Iterable[DocumentEntry]) -> None:
+        """The documents the request's answer finally holds (e.g. after a filter the registry's query knows
+        nothing of): the audit lists these, not everything the queries returned."""
+        self.returned = list(entries)
 
     def state(self, key: str) -> PatientState:
         """The patient's state (loaded once per request)."""
@@ -341,9 +360,9 @@ class Enforcer:
         profession = None if role.startswith("pers") else self.consents.profession_of(caller.nihii)
         return caller.actor(profession=profession)
 
-    def view(self, caller: Caller, action: Action) -> AccessView:
-        """A fresh per-request view of what ``caller`` may do."""
-        return AccessView(self, caller, action)
+    def view(self, caller: Caller, action: Action, *, transaction: str = _ITI18) -> AccessView:
+        """A fresh per-request view of what ``caller`` may do (audited as ``transaction``)."""
+        return AccessView(self, caller, action, transaction=transaction)
 
     def visible(self, reader: StoreReader, view: AccessView) -> VisibleReader:
         """``reader`` as ``view``'s caller sees it."""
@@ -351,12 +370,22 @@ class Enforcer:
 
     # ------------------------------------------------------------------------------------------ requests
     def glass_problem(
-        self, caller: Caller, *, action: AuditAction, transaction: str, patient: str | None = None
+        self,
+        caller: Caller,
+        *,
+        action: AuditAction,
+        transaction: str,
+        patient: str | None = None,
+        patients: Iterable[str | None] = (),
     ) -> Problem | None:
-        """The refusal of a professional's break-the-glass reason of the wrong length (audited, under ``patient``'s
-        XDS patient id or SSIN when the request names one, so that the patient's trail shows the attempt), None
-        when there is no reason or it is acceptable. Patients and organisations cannot break the glass: their reason
-        is ignored."""
+        """The refusal of a professional's break-the-glass reason of the wrong length, None when there is no reason
+        or it is acceptable. Patients and organisations cannot break the glass: their reason is ignored.
+
+        The refusal is audited once per patient concerned (``patient`` and ``patients``: XDS patient ids or SSINs,
+        e.g. the patient searched for, or the patients of the documents asked for), so that each patient's trail
+        shows the attempt; once without a patient when none is known. Which patients are concerned is the hub's
+        business: the caller gets the same refusal whatever they are, so it never learns whether a document
+        exists."""
         reason = caller.break_the_glass
         if reason is None or self.actor(caller).kind is not ActorKind.PROFESSIONAL:
             return None
@@ -368,34 +397,50 @@ class Enforcer:
             problem,
             "give a reason of 10 to 200 characters, or none when you do not need to break the glass",
         )
-        self.audit.record(
-            caller,
-            action=action,
-            decision=False,
-            patient=_key(patient) or None,
-            rule=Rule.BREAK_THE_GLASS_REASON.value,
-            reason=decision.reason,
-            break_the_glass=reason,
-            transaction=transaction,
+        keys: list[str | None] = list(dict.fromkeys(k for k in (_key(p) for p in (patient, *patients)) if k))
+        self.audit.record_all(
+            [
+                AuditRecord(
+                    who=caller,
+                    action=action,
+                    decision=False,
+                    patient=key,
+                    rule=Rule.BREAK_THE_GLASS_REASON.value,
+                    reason=decision.reason,
+                    break_the_glass=reason,
+                    transaction=transaction,
+                )
+                for key in keys or [None]
+            ]
         )
         return policy_problem(decision)
 
-    def begin_find(self, caller: Caller) -> AccessView:
-        """Start an ITI-18: the view to run the query through.
+    def begin_find(
+        self, caller: Caller, *, transaction: str = _ITI18, patients: Iterable[str | None] = ()
+    ) -> AccessView:
+        """Start a find request (an ITI-18 by default): the view to run its queries through.
+
+        Args:
+            transaction: what the request is audited as.
+            patients: the patients the request is about, when known before searching (a refused break-the-glass
+                reason is audited under them).
 
         Raises:
             QueryError: ``LocalPolicyRestrictionError`` for a professional's break-the-glass reason of the wrong
                 length (audited).
         """
-        problem = self.glass_problem(caller, action=AuditAction.FIND, transaction=_ITI18)
+        problem = self.glass_problem(caller, action=AuditAction.FIND, transaction=transaction, patients=patients)
         if problem is not None:
             raise QueryError([problem])
-        return self.view(caller, Action.FIND)
+        return self.view(caller, Action.FIND, transaction=transaction)
 
-    def begin_retrieve(self, caller: Caller) -> Problem | None:
-        """Start an ITI-43: the refusal of a professional's break-the-glass reason of the wrong length (audited),
-        None when the request may go on."""
-        return self.glass_problem(caller, action=AuditAction.READ, transaction=_ITI43)
+    def begin_retrieve(
+        self, caller: Caller, *, transaction: str = _ITI43, patients: Iterable[str | None] = ()
+    ) -> Problem | None:
+        """Start a retrieve (an ITI-43 by default): the refusal of a professional's break-the-glass reason of the
+        wrong length (audited under ``patients``, the patients of the documents asked for that exist), None when the
+        request may go on."""
+        return self.glass_problem(caller, action=AuditAction.READ, transaction=transaction, patients=patients)
 
     # ------------------------------------------------------------------------------------------ ITI-41
     def check_publish(self, caller: Caller, submission: Submission) -> PublishCheck:
@@ -451,8 +496,11 @@ class Enforcer:
             problems.append(policy_problem(decision, subject=f"Association[target {entry.entry_uuid}]"))
         return problems
 
-    def record_publish(self, check: PublishCheck, *, stored: bool, problems: Sequence[Problem] = ()) -> AuditEvent:
-        """Audit an ITI-41 once the registry is done: the policy decision, and whether the submission was stored."""
+    def record_publish(
+        self, check: PublishCheck, *, stored: bool, problems: Sequence[Problem] = (), transaction: str = _ITI41
+    ) -> AuditEvent:
+        """Audit an ITI-41 (or, as ``transaction`` says, an ITI-65) once the registry is done: the policy decision,
+        and whether the submission was stored."""
         decision = check.decision
         reason = decision.reason
         if decision.allowed and not stored:
@@ -467,18 +515,19 @@ class Enforcer:
             rule=decision.rule.value if decision.rule else None,
             reason=reason,
             break_the_glass=check.caller.break_the_glass if decision.break_the_glass else None,
-            transaction=_ITI41,
+            transaction=transaction,
         )
 
     # ------------------------------------------------------------------------------------------ ITI-18
     def record_find(
         self, view: AccessView, returned: Sequence[DocumentEntry], *, note: str | None = None
     ) -> list[AuditEvent]:
-        """Audit a stored query: one event per patient concerned, with the documents returned for them (never the
-        ones left out, nor how many). ``note`` says why nothing was returned (e.g. ``XDSTooManyResults``)."""
+        """Audit a find request (one stored query, or the queries of one MHD request) as ``view.transaction``: one
+        event per patient concerned, with the documents returned for them (never the ones left out, nor how many).
+        ``note`` says why nothing was returned (e.g. ``XDSTooManyResults``)."""
         by_patient: dict[str, list[str]] = {}
         glass: dict[str, bool] = {}
-        for entry in returned:
+        for entry in {e.entry_uuid: e for e in returned}.values():
             facts, decision = view.documents.get(entry.entry_uuid) or (view.facts(entry), view.decide(entry))
             by_patient.setdefault(facts.patient, []).append(facts.unique_id)
             glass[facts.patient] = glass.get(facts.patient, False) or decision.break_the_glass
@@ -508,7 +557,7 @@ class Enforcer:
                     rule=rule,
                     reason=reason,
                     break_the_glass=view.caller.break_the_glass if broke else None,
-                    transaction=_ITI18,
+                    transaction=view.transaction,
                 )
             )
         if not records:
@@ -518,18 +567,25 @@ class Enforcer:
                     action=AuditAction.FIND,
                     decision=True,
                     reason=note or "no document matched",
-                    transaction=_ITI18,
+                    transaction=view.transaction,
                 )
             )
         return self.audit.record_all(records)
 
     # ------------------------------------------------------------------------------------------ ITI-43
     def authorize_reads(
-        self, caller: Caller, found: Mapping[str | None, StoredEntry], requested: Sequence[str]
+        self,
+        caller: Caller,
+        found: Mapping[str | None, StoredEntry],
+        requested: Sequence[str],
+        *,
+        transaction: str = _ITI43,
+        notes: Mapping[str, str] | None = None,
     ) -> set[str]:
-        """The uniqueIds among ``found`` that ``caller`` may read; every requested document is audited (an unknown
-        one as denied without a patient)."""
-        view = self.view(caller, Action.READ)
+        """The uniqueIds among ``found`` that ``caller`` may read; every requested document is audited as
+        ``transaction`` (an unknown one as denied without a patient). ``notes``: by uniqueId, what the answer does
+        with a document the caller may read, when it is not served (added to the event's reason)."""
+        view = self.view(caller, Action.READ, transaction=transaction)
         allowed: set[str] = set()
         records: list[AuditRecord] = []
         for uid in dict.fromkeys(requested):
@@ -541,15 +597,18 @@ class Enforcer:
                         action=AuditAction.READ,
                         decision=False,
                         documents=(uid,),
-                        reason="no document with this uniqueId in this repository",
-                        transaction=_ITI43,
+                        reason="no such document in this repository",
+                        transaction=transaction,
                     )
                 )
                 continue
             decision = view.decide(stored.entry)
             facts = view.documents[stored.entry.entry_uuid][0]
+            reason = decision.reason
             if decision.allowed:
                 allowed.add(uid)
+                if notes and uid in notes:
+                    reason = f"{reason}; {notes[uid]}"
             records.append(
                 AuditRecord(
                     who=caller,
@@ -558,9 +617,9 @@ class Enforcer:
                     patient=facts.patient or None,
                     documents=(uid,),
                     rule=decision.rule.value if decision.rule else None,
-                    reason=decision.reason,
+                    reason=reason,
                     break_the_glass=caller.break_the_glass if decision.break_the_glass else None,
-                    transaction=_ITI43,
+                    transaction=transaction,
                 )
             )
         self.audit.record_all(records)

@@ -23,8 +23,16 @@ to a reading request (ITI-66, ITI-67, a DocumentReference read, ITI-68) beside t
 access matrix barriers (never the consent, an exclusion, a disallow or a very restricted document) and audits the
 access with the reason, which the patient sees in their trail (``GET /fhir/AuditEvent``, ``purposeOfUse`` BTG). A
 reason of another length is 403 (``LocalPolicyRestrictionError``, rule ``break-the-glass-reason``), audited under the
-patient searched for; a patient, organisation or anonymous caller sending the header is 403; the header on ITI-65
-is 400 (publishing needs the publisher's own therapeutic link).
+patient concerned so that they see the attempt: the patient searched for (ITI-66, ITI-67), or the patient of the
+DocumentReference, List or document asked for by id when it exists (a DocumentReference read, ITI-68) — the caller
+gets the same 403 either way, so it learns nothing of what exists; a patient, organisation or anonymous caller
+sending the header is 403; the header on ITI-65 is 400 (publishing needs the publisher's own therapeutic link).
+
+Audit: one request, one audit event per patient concerned, labelled with the MHD transaction — ``ITI-67`` for a
+DocumentReference search or read, ``ITI-66`` for a List search or read (action ``find``), ``ITI-68`` for a document
+read (action ``read``), ``ITI-65`` for a submission — however many registry queries the request runs (the
+relationships of the documents found, the members of the submission sets); those follow-up queries answer through
+the request's access view, so they show nothing the caller may not see, and add no events of their own.
 
 Conventions:
 
@@ -61,6 +69,7 @@ ITI-68 reading of the IHE MHD IG (2:3.68.4.2.2, Table 3.68.4.2.2-1):
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -69,9 +78,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
@@ -109,10 +118,12 @@ from ..query import (
     GetSubmissionSetAndContents,
     Query,
 )
-from .audit import AuditAction
 from .auth import BREAK_THE_GLASS_HEADER, with_break_the_glass
 from .connector_validation import observe_bundle
 from .registry import ANONYMOUS, Caller, IncomingDocument, QueryResult, Registry, RetrievedDocument
+
+if TYPE_CHECKING:
+    from .enforcement import AccessView
 
 __all__ = [
     "BINARY_RESOURCE_LIMIT",
@@ -582,12 +593,31 @@ class _FhirApi:
             issue="too-long",
         )
 
-    def query(self, query: Query, caller: Caller) -> QueryResult:
-        """A stored query; a refusal becomes an OperationOutcome with the status its XDS code calls for."""
+    def query(self, query: Query, caller: Caller, view: AccessView | None = None) -> QueryResult:
+        """A stored query, one step of the request ``view`` belongs to (audited with it); a refusal becomes an
+        OperationOutcome with the status its XDS code calls for."""
         try:
-            return self.registry.stored_query(query, caller=caller)
+            return self.registry.stored_query(query, caller=caller, view=view)
         except QueryError as exc:
             raise _FhirError(_registry_status(exc.problems), exc.problems) from None
+
+    @contextlib.contextmanager
+    def find_request(
+        self, caller: Caller, transaction: str, patients: Iterable[str | None] = ()
+    ) -> Iterator[AccessView | None]:
+        """One reading request (ITI-67, ITI-66, a resource read by id), audited ONCE as ``transaction`` whatever
+        queries it runs (:meth:`Registry.find_request <rsb_connector.hub.registry.Registry.find_request>`).
+
+        A professional's break-the-glass reason of the wrong length is refused (403) before anything is searched,
+        audited under ``patients`` (the patient searched for, or the patient of the resource asked for when it
+        exists), so that the patient sees the attempt in their trail; the answer is the same whatever they are."""
+        stack = contextlib.ExitStack()
+        try:
+            view = stack.enter_context(self.registry.find_request(caller, transaction=transaction, patients=patients))
+        except QueryError as exc:
+            raise _FhirError(_registry_status(exc.problems), exc.problems) from None
+        with stack:
+            yield view
 
     async def search_params(self, request: Request) -> list[tuple[str, str]]:
         """The parameters of a search: the query string, plus the form body of a ``POST _search``."""
@@ -609,16 +639,19 @@ class _FhirApi:
                 pairs += parse_qsl(text, keep_blank_values=True)
         return _normalise_params(pairs)
 
-    def _check_glass(self, caller: Caller, patient_id: str | None) -> None:
-        """Refuse (403) a professional's break-the-glass reason of the wrong length before searching, audited under
-        the patient searched for, so that the patient sees the attempt in their trail. (The registry refuses it too,
-        but before it knows the patient.)"""
-        enforcer = self.registry.enforcer
-        if caller.break_the_glass is None or enforcer is None:
-            return
-        problem = enforcer.glass_problem(caller, action=AuditAction.FIND, transaction="ITI-67", patient=patient_id)
-        if problem is not None:
-            raise _FhirError(403, [problem])
+    def _patients(self, query: Query) -> list[str]:
+        """The patients a search is about, for the hub's audit only: the patient searched for, else the patients of
+        the documents named (whoever may see them)."""
+        patient_id = getattr(query, "patient_id", None)
+        if patient_id:
+            return [patient_id]
+        if isinstance(query, GetDocuments):
+            return self.registry.patients_of(entry_uuids=query.entry_uuids, unique_ids=query.unique_ids)
+        return []
+
+    def _resource_patients(self, rid: str) -> list[str]:
+        """The patient of the DocumentReference or List ``rid`` when it exists (for the hub's audit only)."""
+        return self.registry.patients_of(entry_uuids=[f"urn:uuid:{rid.lower()}"]) if _UUID.fullmatch(rid) else []
 
     # ------------------------------------------------------------------------------------------ ITI-65
     async def transaction(self, request: Request) -> Response:
@@ -649,7 +682,7 @@ class _FhirApi:
                 problems_to_operation_outcome(parsed.problems)
             )
         documents = {doc_id: IncomingDocument.from_bytes(data) for doc_id, data in parsed.documents.items()}
-        outcome = self.registry.provide_and_register(parsed.submission, documents, caller=caller)
+        outcome = self.registry.provide_and_register(parsed.submission, documents, caller=caller, transaction="ITI-65")
         problems = parsed.fhir_problems(outcome.problems)
         if not outcome.ok:
             refused = problems + warnings
@@ -695,11 +728,13 @@ class _FhirApi:
             raise _FhirError(400, exc.problems) from None
         if isinstance(query, FindDocumentsByReferenceId):
             query = dataclasses.replace(query, reference_ids=with_cxi_types(query.reference_ids))
-        self._check_glass(caller, getattr(query, "patient_id", None))
-        entries = self.query(query, caller).entries
-        if isinstance(query, GetDocuments):
-            entries = self._narrow(entries, params)
-        resources = self._document_references(entries, caller, base)
+        with self.find_request(caller, "ITI-67", self._patients(query)) as view:
+            entries = self.query(query, caller, view).entries
+            if isinstance(query, GetDocuments):
+                entries = self._narrow(entries, params)
+                if view is not None:
+                    view.answered(entries)
+            resources = self._document_references(entries, caller, base, view)
         self_link = f"{base}/DocumentReference"
         if params:
             self_link += "?" + urlencode(params)
@@ -747,13 +782,16 @@ class _FhirApi:
             if (patient is None or same_patient(e)) and (not statuses or e.availability_status in statuses)
         ]
 
-    def _document_references(self, entries: Sequence[DocumentEntry], caller: Caller, base: str) -> list[Json]:
-        """The DocumentReferences of ``entries``, with the relationships (``relatesTo``) each is the source of."""
+    def _document_references(
+        self, entries: Sequence[DocumentEntry], caller: Caller, base: str, view: AccessView | None
+    ) -> list[Json]:
+        """The DocumentReferences of ``entries``, with the relationships (``relatesTo``) each is the source of (looked
+        up as part of the request ``view`` belongs to)."""
         relations: dict[str, list[tuple[AssociationType, str]]] = {}
         ids = [e.entry_uuid for e in entries]
         wanted = set(ids)
         for chunk in _chunks(ids):
-            for assoc in self.query(GetAssociations(entry_uuids=chunk), caller).associations:
+            for assoc in self.query(GetAssociations(entry_uuids=chunk), caller, view).associations:
                 if assoc.type.is_relationship and assoc.source in wanted:
                     pair = (assoc.type, assoc.target)
                     if pair not in relations.setdefault(assoc.source, []):
@@ -783,27 +821,17 @@ class _FhirApi:
         return _fhir_response(answer)
 
     def _read_document(self, rid: str, caller: Caller, base: str) -> Json:
-        entry = self._entry(rid, caller, "DocumentReference")
-        return self._document_references([entry], caller, base)[0]
+        with self.find_request(caller, "ITI-67", self._resource_patients(rid)) as view:
+            entry = self._entry(rid, caller, view)
+            return self._document_references([entry], caller, base, view)[0]
 
-    def _entry(self, rid: str, caller: Caller, kind: str) -> DocumentEntry:
+    def _entry(self, rid: str, caller: Caller, view: AccessView | None) -> DocumentEntry:
         if _UUID.fullmatch(rid):
-            found = self.query(GetDocuments(entry_uuids=(f"urn:uuid:{rid.lower()}",)), caller).entries
+            found = self.query(GetDocuments(entry_uuids=(f"urn:uuid:{rid.lower()}",)), caller, view).entries
             if found:
                 return found[0]
-        raise _FhirError(
-            404,
-            [
-                _error(
-                    "XDSDocumentUniqueIdError",
-                    f"{kind}/{rid}",
-                    f"no {kind} {rid!r} here: ids are the UUIDs of registered entries; find them with "
-                    "GET DocumentReference?patient.identifier=...&status=current",
-                )
-            ],
-        )
+        raise _not_found(rid, "DocumentReference")
 
-    # ------------------------------------------------------------------------------------------ ITI-66
     async def search_lists(self, request: Request) -> Response:
         """ITI-66 Find Document Lists (SubmissionSets; this hub stores no Folders)."""
         caller = await self.caller(request, reading=True)
@@ -818,10 +846,12 @@ class _FhirApi:
         self_link = f"{base}/List" + ("?" + urlencode(params) if params else "")
         if not want_sets:
             return _searchset(base, "List", [], self_link)  # folders only: none are stored
-        sets = self.query(query, caller).submission_sets
-        if identifiers:
-            sets = [s for s in sets if {s.entry_uuid.lower(), s.unique_id or ""} & identifiers]
-        return _searchset(base, "List", self._lists(sets, caller), self_link)
+        with self.find_request(caller, "ITI-66", self._patients(query)) as view:
+            sets = self.query(query, caller, view).submission_sets
+            if identifiers:
+                sets = [s for s in sets if {s.entry_uuid.lower(), s.unique_id or ""} & identifiers]
+            lists = self._lists(sets, caller, view)
+        return _searchset(base, "List", lists, self_link)
 
     def _list_query(self, params: list[tuple[str, str]]) -> tuple[FindSubmissionSets, bool, set[str]]:
         """ITI-66 parameters -> FindSubmissionSets (ITI TF-2 Table 2:3.66.4.1.3.1-1), whether SubmissionSets are
@@ -943,19 +973,20 @@ class _FhirApi:
         known = self.value_sets.value_set(CodeKind.CONTENT_TYPE_CODE).find(code)
         return Code(known.code, known.scheme) if known is not None else None
 
-    def _lists(self, sets: Sequence[SubmissionSet], caller: Caller) -> list[Json]:
-        """SubmissionSet Lists whose entries reference the DocumentReferences each set holds (HasMember)."""
+    def _lists(self, sets: Sequence[SubmissionSet], caller: Caller, view: AccessView | None) -> list[Json]:
+        """SubmissionSet Lists whose entries reference the DocumentReferences each set holds (HasMember), looked up
+        as part of the request ``view`` belongs to (the documents referenced are what its audit lists)."""
         set_ids = [s.entry_uuid for s in sets]
         members: dict[str, list[str]] = {}
         for chunk in _chunks(set_ids):
             sources = set(chunk)
-            for assoc in self.query(GetAssociations(entry_uuids=chunk), caller).associations:
+            for assoc in self.query(GetAssociations(entry_uuids=chunk), caller, view).associations:
                 if assoc.type is AssociationType.HAS_MEMBER and assoc.source in sources:
                     members.setdefault(assoc.source, []).append(assoc.target)
         targets = list(dict.fromkeys(t for ts in members.values() for t in ts))
         documents: set[str] = set()
         for chunk in _chunks(targets):
-            documents |= {e.entry_uuid for e in self.query(GetDocuments(entry_uuids=chunk), caller).entries}
+            documents |= {e.entry_uuid for e in self.query(GetDocuments(entry_uuids=chunk), caller, view).entries}
         return [self._list(ss, [t for t in members.get(ss.entry_uuid, []) if t in documents]) for ss in sets]
 
     def _list(self, ss: SubmissionSet, member_ids: Sequence[str]) -> Json:
@@ -974,9 +1005,13 @@ class _FhirApi:
         return _fhir_response(answer)
 
     def _read_list(self, rid: str, caller: Caller) -> Json:
+        with self.find_request(caller, "ITI-66", self._resource_patients(rid)) as view:
+            return self._list_by_id(rid, caller, view)
+
+    def _list_by_id(self, rid: str, caller: Caller, view: AccessView | None) -> Json:
         if _UUID.fullmatch(rid):
             uuid = f"urn:uuid:{rid.lower()}"
-            result = self.query(GetSubmissionSetAndContents(entry_uuids=(uuid,)), caller)
+            result = self.query(GetSubmissionSetAndContents(entry_uuids=(uuid,)), caller, view)
             if result.submission_sets:
                 ss = result.submission_sets[0]
                 documents = {e.entry_uuid for e in result.entries}
@@ -1037,8 +1072,17 @@ class _FhirApi:
         return FileResponse(document.path, media_type=document.mime_type, headers=headers)
 
     def _retrieve(self, rid: str, caller: Caller) -> RetrievedDocument:
-        entry = self._entry(rid, caller, "Binary")
-        if entry.availability_status is not AvailabilityStatus.APPROVED:
+        """ITI-68 through the registry: one read, audited as ITI-68 (a refused break-the-glass reason under the
+        document's patient when it exists); a document the caller may not read is answered like an unknown one."""
+        entry_uuid = f"urn:uuid:{rid.lower()}" if _UUID.fullmatch(rid) else rid
+        outcome = self.registry.retrieve_entry(entry_uuid, caller=caller, transaction="ITI-68")
+        if outcome.documents:
+            return outcome.documents[0]
+        problems = outcome.problems or [_error("XDSRepositoryError", f"Binary/{rid}", "the document is unavailable")]
+        codes = {p.code for p in problems if p.is_error}
+        if "XDSDocumentUniqueIdError" in codes:
+            raise _not_found(rid, "Binary")
+        if "XDSRegistryDeprecatedDocumentError" in codes:
             raise _FhirError(
                 410,
                 [
@@ -1050,13 +1094,8 @@ class _FhirApi:
                     )
                 ],
             )
-        repository = entry.repository_unique_id or self.registry.repository_unique_id
-        outcome = self.registry.retrieve([(repository, entry.unique_id or "")], caller=caller)
-        if outcome.documents:
-            return outcome.documents[0]
-        problems = outcome.problems or [_error("XDSRepositoryError", f"Binary/{rid}", "the document is unavailable")]
         status = _registry_status(problems)
-        if any(p.code == "XDSRepositoryError" for p in problems if p.is_error):
+        if "XDSRepositoryError" in codes:
             status = 410  # registered, but its content is not available: "Document is ... not available"
         raise _FhirError(status, problems)
 
@@ -1069,6 +1108,21 @@ class _FhirApi:
             token_url=f"{self.origin(request)}/oauth2/token" if self.authenticate is not None else None,
         )
         return _fhir_response(statement)
+
+
+def _not_found(rid: str, kind: str) -> _FhirError:
+    """The 404 of a DocumentReference or Binary id that names nothing the caller may see (unknown and hidden alike)."""
+    return _FhirError(
+        404,
+        [
+            _error(
+                "XDSDocumentUniqueIdError",
+                f"{kind}/{rid}",
+                f"no {kind} {rid!r} here: ids are the UUIDs of registered entries; find them with "
+                "GET DocumentReference?patient.identifier=...&status=current",
+            )
+        ],
+    )
 
 
 def _searchset(base: str, resource_type: str, resources: Sequence[Json], self_link: str) -> Json:

@@ -31,7 +31,9 @@ Decisions where the Technical Framework leaves room (and what IPF / the NIST too
   the Belgian consent and access rules and audited — a denied ITI-41 is refused whole with
   ``LocalPolicyRestrictionError``; ITI-18 answers as if what the caller may not see were not stored; ITI-43 answers a
   forbidden document exactly like an unknown one; ITI-57 is for a document's authors (see
-  :mod:`rsb_connector.hub.enforcement`). Without one (the default) nothing is enforced nor audited.
+  :mod:`rsb_connector.hub.enforcement`). Without one (the default) nothing is enforced nor audited. A request made
+  of several registry steps (an MHD search, an ITI-68 read) is audited once, under its own transaction
+  (:meth:`Registry.find_request`, :meth:`Registry.retrieve_entry`).
 - **ITI-57**: the target must be a registered DocumentEntry (else ``XDSMetadataUpdateError``), its current status
   must be the OriginalStatus (else ``XDSMetadataUpdateError``; ``XDSMetadataVersionError`` is for a wrong
   PreviousVersion of a metadata update), the patient must match (``XDSPatientIdDoesNotMatch``), and a document
@@ -40,10 +42,11 @@ Decisions where the Technical Framework leaves room (and what IPF / the NIST too
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,7 +102,7 @@ from .store import QueryReader, Store, StoredEntry, StoreReader
 
 if TYPE_CHECKING:
     from .audit import AuditRecord
-    from .enforcement import Enforcer, PublishCheck
+    from .enforcement import AccessView, Enforcer, PublishCheck
 
 __all__ = [
     "ANONYMOUS",
@@ -401,17 +404,21 @@ class Registry:
         documents: Mapping[str, IncomingDocument],
         *,
         caller: Caller | None = None,
+        transaction: str = "ITI-41",
     ) -> Outcome:
         """ITI-41 Provide and Register Document Set-b: check everything, then store all of it or nothing.
 
         ``documents`` maps each Document id (the entryUUID / symbolic id of its DocumentEntry) to its content. The
-        caller's ``submission`` is not modified.
+        caller's ``submission`` is not modified. ``transaction``: what the submission is audited as (``ITI-65`` for
+        an MHD Provide Document Bundle).
         """
         checks: list[PublishCheck] = []
         outcome = self._provide_and_register(submission, documents, caller or ANONYMOUS, checks)
         outcome.problems = _dedupe(outcome.problems)
         if self.enforcer is not None and checks:  # audited once the write transaction is over
-            self.enforcer.record_publish(checks[0], stored=outcome.ok, problems=outcome.problems)
+            self.enforcer.record_publish(
+                checks[0], stored=outcome.ok, problems=outcome.problems, transaction=transaction
+            )
         return outcome
 
     def _provide_and_register(
@@ -855,8 +862,15 @@ class Registry:
         return final, blobs
 
     # ------------------------------------------------------------------------------------------ ITI-18
-    def stored_query(self, query: Query, *, caller: Caller | None = None) -> QueryResult:
-        """ITI-18 Registry Stored Query.
+    def stored_query(
+        self, query: Query, *, caller: Caller | None = None, view: AccessView | None = None
+    ) -> QueryResult:
+        """ITI-18 Registry Stored Query, audited as one ITI-18 find.
+
+        Args:
+            caller: who asks.
+            view: the access view of a larger request (from :meth:`find_request`): the query answers through it
+                and is audited with the request, once, not on its own (``caller`` is then the view's).
 
         Raises:
             QueryError: ``XDSTooManyResults`` above ``max_results`` objects, ``XDSResultNotSinglePatient`` when a
@@ -866,16 +880,75 @@ class Registry:
             with self.store.read() as r:
                 result = self._run_query(r, query)
             return self._answer(query, result)
-        view = self.enforcer.begin_find(caller or ANONYMOUS)  # QueryError on an unacceptable break-the-glass reason
+        own = view is None
+        if view is None:
+            view = self.enforcer.begin_find(caller or ANONYMOUS)  # QueryError on an unacceptable glass reason
         with self.store.read() as r:
             result = self._run_query(self.enforcer.visible(r, view), query)
         try:
             answer = self._answer(query, result)
         except QueryError as exc:
-            self.enforcer.record_find(view, [], note=f"answered {', '.join(exc.codes)}")
+            note = f"answered {', '.join(exc.codes)}"
+            if own:
+                self.enforcer.record_find(view, [], note=note)
+            else:
+                view.notes.append(note)
             raise
-        self.enforcer.record_find(view, result.entries)
+        if own:
+            self.enforcer.record_find(view, result.entries)
+        else:
+            view.returned.extend(result.entries)
         return answer
+
+    @contextlib.contextmanager
+    def find_request(
+        self, caller: Caller | None, *, transaction: str, patients: Iterable[str | None] = ()
+    ) -> Iterator[AccessView | None]:
+        """One find request made of several stored queries (an MHD ITI-67 or ITI-66 search and its follow-up
+        queries), audited ONCE as ``transaction`` when the block is over, whatever happened in it.
+
+        Pass the view to every :meth:`stored_query` of the request (``view=``): they answer through it, so each sees
+        what the caller may see, and what they return makes the request's audit event (one per patient concerned;
+        :meth:`~rsb_connector.hub.enforcement.AccessView.answered` narrows it to what the answer finally holds).
+        Yields None when the registry has no enforcer (nothing is decided nor audited).
+
+        Args:
+            caller: who asks.
+            transaction: what the request is audited as (``ITI-67``...).
+            patients: the patients the request is about when known before searching (the patient searched for,
+                the patient of a resource read by id): a refused break-the-glass reason is audited under them.
+
+        Raises:
+            QueryError: ``LocalPolicyRestrictionError`` for a professional's break-the-glass reason of the wrong
+                length, before anything is searched (audited).
+        """
+        if self.enforcer is None:
+            yield None
+            return
+        view = self.enforcer.begin_find(caller or ANONYMOUS, transaction=transaction, patients=patients)
+        answered = False
+        try:
+            yield view
+            answered = True
+        finally:
+            notes = list(view.notes)
+            if not answered and not notes:
+                notes.append("answered with an error: nothing was returned")
+            # What the answer discloses: nothing when the request failed or was refused part-way.
+            self.enforcer.record_find(view, [] if notes else view.returned, note="; ".join(notes) or None)
+
+    def patients_of(self, *, entry_uuids: Iterable[str] = (), unique_ids: Iterable[str] = ()) -> list[str]:
+        """The patient ids of the registered DocumentEntries and SubmissionSets named (unknown ones are left out),
+        whoever may see them: for the hub's own audit (e.g. under which patient a refused request is recorded),
+        never for an answer."""
+        entry_uuids, unique_ids = list(entry_uuids), list(unique_ids)
+        if not entry_uuids and not unique_ids:
+            return []
+        with self.store.read() as r:
+            entries = r.entries(entry_uuids=entry_uuids, unique_ids=unique_ids)
+            sets = r.submission_sets(entry_uuids=entry_uuids, unique_ids=unique_ids)
+        found = [s.entry.patient_id for s in entries] + [ss.patient_id for ss in sets]
+        return list(dict.fromkeys(p for p in found if p))
 
     def _answer(self, query: Query, result: QueryResult) -> QueryResult:
         """The stored query's answer: size and single-patient checks, ObjectRef conversion."""
@@ -986,9 +1059,11 @@ class Registry:
         )
 
     # ------------------------------------------------------------------------------------------ ITI-43
-    def retrieve(self, requests: Sequence[tuple[str, str]], *, caller: Caller | None = None) -> RetrieveOutcome:
-        """ITI-43 Retrieve Document Set: each request is ``(repositoryUniqueId, documentUniqueId)``."""
-        problems: list[Problem] = []
+    def retrieve(
+        self, requests: Sequence[tuple[str, str]], *, caller: Caller | None = None, transaction: str = "ITI-43"
+    ) -> RetrieveOutcome:
+        """ITI-43 Retrieve Document Set: each request is ``(repositoryUniqueId, documentUniqueId)``; one audit event
+        per document asked for (a read, labelled ``transaction``)."""
         if not requests:
             return RetrieveOutcome(
                 STATUS_FAILURE,
@@ -996,15 +1071,61 @@ class Registry:
                     _error("XDSRepositoryError", "DocumentRequest", "no DocumentRequest: ask for at least one document")
                 ],
             )
-        if self.enforcer is not None:
-            refused = self.enforcer.begin_retrieve(caller or ANONYMOUS)
-            if refused is not None:
-                return RetrieveOutcome(STATUS_FAILURE, problems=[refused])
         wanted = [uid for repo, uid in requests if repo == self.repository_unique_id]
         with self.store.read() as r:
             found = {s.entry.unique_id: s for s in r.entries(unique_ids=wanted)}
-        if self.enforcer is not None:  # a document the caller may not read is answered exactly like an unknown one
-            readable = self.enforcer.authorize_reads(caller or ANONYMOUS, found, wanted)
+        return self._deliver(requests, found, caller or ANONYMOUS, transaction)
+
+    def retrieve_entry(
+        self, entry_uuid: str, *, caller: Caller | None = None, transaction: str = "ITI-68"
+    ) -> RetrieveOutcome:
+        """MHD ITI-68 Retrieve Document: the current document of the DocumentEntry ``entry_uuid``, audited as one
+        read labelled ``transaction``.
+
+        A document the caller may not read is answered exactly like an unknown one (``XDSDocumentUniqueIdError``);
+        a Deprecated one the caller may read is not served (``XDSRegistryDeprecatedDocumentError``: MHD serves the
+        current version; the audit event says so). A refused break-the-glass reason is audited under the document's
+        patient when the document exists, with the same answer either way.
+        """
+        with self.store.read() as r:
+            stored = r.entries(entry_uuids=[entry_uuid]) if entry_uuid else []
+        if not stored:
+            # Asked for by its entryUUID: that is the id the audit names, and the request the answer refers to.
+            return self._deliver([(self.repository_unique_id, entry_uuid)], {}, caller or ANONYMOUS, transaction)
+        entry = stored[0].entry
+        uid = entry.unique_id or entry.entry_uuid
+        repository = entry.repository_unique_id or self.repository_unique_id
+        return self._deliver([(repository, uid)], {uid: stored[0]}, caller or ANONYMOUS, transaction, current=True)
+
+    def _deliver(
+        self,
+        requests: Sequence[tuple[str, str]],
+        found: Mapping[str | None, StoredEntry],
+        caller: Caller,
+        transaction: str,
+        *,
+        current: bool = False,
+    ) -> RetrieveOutcome:
+        """The retrieval of ``requests``, ``found`` being the registered entries among them by uniqueId: the
+        policy's decisions (audited), then each document or the problem answered for it. ``current``: only an
+        Approved document is served."""
+        problems: list[Problem] = []
+        deprecated = {
+            uid
+            for uid, stored in found.items()
+            if current and uid and stored.entry.availability_status is not AvailabilityStatus.APPROVED
+        }
+        if self.enforcer is not None:
+            patients = [stored.entry.patient_id for stored in found.values()]
+            refused = self.enforcer.begin_retrieve(caller, transaction=transaction, patients=patients)
+            if refused is not None:
+                return RetrieveOutcome(STATUS_FAILURE, problems=[refused])
+            # a document the caller may not read is answered exactly like an unknown one
+            wanted = [uid for repo, uid in requests if repo == self.repository_unique_id]
+            notes = {
+                uid: "not served: the document is Deprecated (MHD serves the current version)" for uid in deprecated
+            }
+            readable = self.enforcer.authorize_reads(caller, found, wanted, transaction=transaction, notes=notes)
             found = {uid: stored for uid, stored in found.items() if uid in readable}
         documents: list[RetrievedDocument] = []
         for i, (repo, uid) in enumerate(requests):
@@ -1027,6 +1148,16 @@ class Registry:
                         f"{path}.DocumentUniqueId",
                         f"no document with uniqueId {uid!r} in this repository: send the uniqueId of a registered "
                         "DocumentEntry (find it with FindDocuments)",
+                    )
+                )
+                continue
+            if uid in deprecated:
+                problems.append(
+                    _error(
+                        "XDSRegistryDeprecatedDocumentError",
+                        f"{path}.DocumentUniqueId",
+                        f"document {uid!r} is Deprecated (superseded by a newer version): only the current version "
+                        "is served; find it with status=current",
                     )
                 )
                 continue
