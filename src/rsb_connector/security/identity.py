@@ -4,10 +4,15 @@ Belgian eHealth certificates are delivered as PKCS#12 files; PEM files (certific
 An :class:`Identity` is loaded once (at start-up), refuses certificates that are expired or not yet valid, and
 reads from the certificate's subject *who* it names: a healthcare professional, a patient or an organisation.
 
-Subject layout
---------------
-The project uses ONE subject layout, modelled on Belgian eHealth certificates (which carry the SSIN in
-``SERIALNUMBER`` and identifiers as ``OU=NIHII=...`` / ``OU=SSIN=...`` values under ``O=Federal Government``)::
+Two subject layouts are read: the project's own (``layout == "rsb"``, issued by the development PKI) and the
+layouts of real eHealth certificates (``layout == "ehealth"``). Which one applies follows from ``serialNumber``:
+``<SCHEME>:<digits>`` is the project's layout; no serialNumber, or bare digits, is an eHealth layout. Anything
+else, or a subject from which no principal can be read, is refused with an :class:`IdentityError` that says what
+was found (SSINs masked).
+
+The project's layout (``rsb``)
+------------------------------
+One documented layout, what :func:`build_subject` produces and :mod:`rsb_connector.security.pki` issues::
 
     C            = BE
     O            = Federal Government
@@ -33,13 +38,79 @@ organisation     ``org*`` or absent     serialNumber ``NIHII:<8 digits>`` or ``C
 ===============  =====================  ==========================================================================
 
 Every identifier found (serialNumber and OUs) is validated with :mod:`rsb_connector.identifiers` (check digits
-included); when both carry the same scheme they must agree. :func:`build_subject` produces this layout and
-:func:`read_principal` reads it; the development PKI (:mod:`rsb_connector.security.pki`) issues such certificates.
+included); when both carry the same scheme they must agree.
+
+eHealth certificates (``ehealth``)
+----------------------------------
+The certificates the eHealth platform issues through the eHealth Certificate Manager (CertRA) name their holder
+by an *identifier type* and number, ``<TYPE>=<digits>``, in the CN (followed by ``, <APPLICATION>`` for an
+application certificate) and again in an OU; the holder's name is a free-text OU; there is no ``title`` and no
+serialNumber. In DER order (``openssl x509 -subject`` prints it this way; Java and .NET print it reversed)::
+
+    C  = BE
+    O  = Federal Government
+    OU = <APPLICATION>                     (application certificates only, e.g. VITALINKGATEWAY, MYCARENET)
+    OU = <TYPE>=<digits>                   (SSIN=..., NIHII-HOSPITAL=..., CBE=..., EHP=...)
+    OU = <holder name>                     (person: "FIRSTNAME LASTNAME"; organisation: its registered name)
+    OU = eHealth-platform Belgium
+    CN = <TYPE>=<digits>[, <APPLICATION>]  (e.g. ``SSIN=87070336167``, ``CBE=0820563481, MYCARENET``)
+
+What is read:
+
+- ``TYPE = SSIN`` (a natural person: the only identifier a person's eHealth certificate carries) → kind
+  ``patient`` with that SSIN, :attr:`Principal.may_be_professional` True, no NIHII, no profession. The
+  certificate proves *who* the person is, not whether they are a healthcare professional: eHealth asserts the
+  quality and the NIHII at authentication time, from its own sources, as SAML attributes of the STS token
+  (``urn:be:fgov:person:ssin:ehealth:1.0:doctor:nihii11``...), never in the certificate. So the identity is the
+  least privileged reading (the hub treats it as the patient of that SSIN); a professional's NIHII and
+  profession must come from elsewhere, and the client does not take such an identity as a document's author.
+- ``TYPE = NIHII-<KIND>`` (``NIHII-HOSPITAL``, ``NIHII-PHARMACY``, ``NIHII-LABO``... 8 digits) or ``NIHII`` (8
+  digits) → kind ``organisation`` with that NIHII; ``TYPE = CBE`` or ``CBE-<KIND>`` (10 digits) → kind
+  ``organisation`` with that CBE. The type gives the CD-HCPARTY code (:attr:`Principal.profession`) where one
+  clearly matches: ``NIHII-HOSPITAL`` orghospital, ``NIHII-PHARMACY`` orgpharmacy, ``NIHII-LABO`` orglaboratory,
+  ``NIHII-GROUP`` groupofnurses, ``NIHII-GUARD_POST`` guardpost; other types leave it None (the hub then calls
+  the caller ``organisation``). :attr:`Principal.ehealth_type` keeps the type as found and
+  :attr:`Principal.application` the application id.
+- A bare-digit serialNumber is accepted too: an 11-digit valid SSIN names the person when the CN carries no
+  identifier (the Belgian eID's ``SERIALNUMBER=<SSIN>, CN=<name>`` form), and otherwise it must repeat the CN's
+  number.
+
+Refused, each with an :class:`IdentityError` naming what was found: identifier types that name neither a person
+by SSIN nor an organisation by NIHII or CBE (``EHP``, ``SITE``...: eHealth partners and sites have no principal
+kind here), an 11-digit NIHII (eHealth certificates name persons by SSIN), a person's certificate that also
+names a NIHII or CBE, a CN and OUs (or serialNumber) naming different numbers or types, a ``title`` (eHealth
+certificates have none: a profession cannot be read from one), and invalid check digits.
+
+Sources:
+
+- Real subject of a person's eHealth certificate, and the NIHII coming from the STS SAML attributes, not from
+  the certificate: ``CN="SSIN=87070336167", OU=eHealth-platform Belgium, OU=ANTOINE PAIRET,
+  OU="SSIN=87070336167", O=Federal Government, C=BE`` --
+  https://github.com/taktik/freehealth-connector/issues/34
+- Real application certificate of an organisation, decoded from egelke/etee ``pki-test/files/vitalink.pem`` (issued
+  by "ZetesConfidens Private Trust PKI - eHealth issuing CA 001"; DER order as above):
+  https://github.com/egelke/etee/blob/HEAD/pki-test/files/vitalink.pem and its subject asserted in
+  https://github.com/egelke/etee/blob/HEAD/pki-test/CertTest.cs
+- ``CN="SSIN=<ssin>"`` and ``CN="CBE=0820563481, MYCARENET"`` subjects of eHealth certificates returned by the ETK
+  depot: https://github.com/egelke/eHI/blob/HEAD/services-tests/EtkDepotTest.cs
+- How the eHealth technical connector reads these subjects (serialNumber → SSIN, else ``OU=<TYPE>=<digits>``,
+  application = the OU the CN ends with):
+  https://github.com/taktik/freehealth-connector/blob/HEAD/src/main/java/org/taktik/connector/technical/utils/CertificateParser.java
+- The identifier types and their lengths (CBE 10, SSIN 11, NIHII 8, NIHII11 11, NIHII-HOSPITAL / -PHARMACY /
+  -LABO / -GROUP / -GUARD_POST... 8, EHP 10):
+  https://github.com/taktik/freehealth-connector/blob/HEAD/src/main/java/org/taktik/connector/technical/utils/IdentifierType.java
+- A certificate request for a person built with ``OU=eHealth-platform Belgium, OU=SSIN=<ssin>, CN=SSIN=<ssin>``
+  (CertRA): https://github.com/e-Contract/mycarenet/blob/HEAD/mycarenet-tests/src/test/java/test/integ/be/e_contract/mycarenet/certra/CertRAClientTest.java
+- The KMEHR CD-HCPARTY codes the types are mapped to (orghospital, orgpharmacy, orglaboratory, groupofnurses,
+  guardpost): https://github.com/taktik/freehealth-connector/blob/HEAD/src/main/java/be/fgov/ehealth/standards/kmehr/cd/v1/CDHCPARTYvalues.java
+- What eHealth certificates are and how they are requested (eHealth Certificate Manager):
+  https://www.ehealth.fgov.be/ehealthplatform/fr/service-certificats-ehealth
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +133,7 @@ __all__ = [
     "IdentityError",
     "IdentityKind",
     "Principal",
+    "SubjectLayout",
     "build_subject",
     "check_validity",
     "read_principal",
@@ -69,6 +141,9 @@ __all__ = [
 
 IdentityKind = Literal["professional", "patient", "organisation"]
 """What an identity names: a healthcare professional, a patient, or an organisation (hospital...)."""
+
+SubjectLayout = Literal["rsb", "ehealth"]
+"""Which subject layout a certificate was read in: the project's own (``rsb``) or a real eHealth one."""
 
 MIN_RSA_KEY_SIZE: Final = 2048
 """Smallest RSA key accepted for an identity."""
@@ -87,6 +162,24 @@ _COMPATIBLE_PROFESSIONS: Final[dict[int, frozenset[str]]] = {
     6: frozenset({"perspharmacist"}),
 }
 
+# eHealth layout: "<TYPE>=<digits>" (an identifier, freehealth-connector's CertificateParser reads OUs with
+# [A-Z(-|_)]+=[0-9]+), optionally followed by ", <APPLICATION>" in the CN.
+_EHEALTH_IDENTIFIER: Final = re.compile(r"([A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)\s*=\s*(\d+)")
+_EHEALTH_CN: Final = re.compile(
+    r"([A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)\s*=\s*(\d+)(?:\s*,\s*([^,=\"]*[^,=\"\s]))?"
+)
+_EHEALTH_UNIT: Final = "ehealth-platform belgium"
+_EHEALTH_FREE_TEXT_IGNORED: Final = frozenset({_EHEALTH_UNIT, DEFAULT_ORGANISATION.casefold()})
+# eHealth organisation identifier types -> the KMEHR CD-HCPARTY code that clearly matches (others: none).
+_EHEALTH_PROFESSIONS: Final[dict[str, str]] = {
+    "NIHII-HOSPITAL": "orghospital",
+    "NIHII-PHARMACY": "orgpharmacy",
+    "NIHII-LABO": "orglaboratory",
+    "NIHII-GROUP": "groupofnurses",
+    "NIHII-GUARD_POST": "guardpost",
+}
+_EHEALTH_TYPES_READ: Final = "SSIN, NIHII-<KIND> (8 digits), NIHII (8 digits), CBE and CBE-<KIND>"
+
 
 class IdentityError(RsbError):
     """An identity could not be loaded or does not name a principal: the message says which file and why."""
@@ -102,8 +195,12 @@ class Principal:
         nihii: the NIHII (11 digits for a professional, 8 for an organisation), if any.
         ssin: the SSIN (a patient's, or a professional's own), if any.
         cbe: the enterprise number of an organisation, if any.
-        profession: the CD-HCPARTY code from ``title`` (``persphysician``, ``orghospital``...), if any.
+        profession: the CD-HCPARTY code (``persphysician``, ``orghospital``...), if any: from ``title`` in the
+            project's layout, from the identifier type in an eHealth one (``NIHII-HOSPITAL`` → ``orghospital``).
         subject_dn: the subject as an RFC 4514 string.
+        layout: the subject layout read: ``"rsb"`` (the project's) or ``"ehealth"`` (a real eHealth certificate).
+        ehealth_type: in the eHealth layout, the identifier type as found (``SSIN``, ``NIHII-HOSPITAL``, ``CBE``...).
+        application: in the eHealth layout, the application id of an application certificate (``MYCARENET``...).
     """
 
     kind: IdentityKind
@@ -113,6 +210,20 @@ class Principal:
     cbe: Cbe | None
     profession: str | None
     subject_dn: str = field(repr=False)  # holds the SSIN in clear: kept out of repr() and logs
+    layout: SubjectLayout = "rsb"
+    ehealth_type: str | None = None
+    application: str | None = None
+
+    @property
+    def may_be_professional(self) -> bool:
+        """True for an eHealth person certificate: it names a natural person by SSIN only.
+
+        Such a certificate never says whether its holder is a healthcare professional, nor carries a NIHII or a
+        profession (eHealth asserts those at authentication, as STS SAML attributes). The principal is then read as
+        the least privileged kind, ``patient`` with that SSIN; the holder may be a patient or a professional, and
+        a professional's NIHII is not known from the certificate.
+        """
+        return self.layout == "ehealth" and self.kind == "patient"
 
     @property
     def client_id(self) -> str:
@@ -135,8 +246,13 @@ class Principal:
             ids.append(f"SSIN {self.ssin.masked}")
         if self.cbe is not None:
             ids.append(f"CBE {self.cbe}")
+        if self.application:
+            ids.append(f"application {self.application}")
         role = f" ({self.profession})" if self.profession else ""
-        return f"{self.kind} {self.name}{role}, {', '.join(ids)}"
+        note = (
+            " [eHealth person certificate: patient or professional, no NIHII in it]" if self.may_be_professional else ""
+        )
+        return f"{self.kind} {self.name}{role}, {', '.join(ids)}{note}"
 
 
 def _attribute(kind: str, scheme: str, value: str) -> Nihii | Ssin | Cbe:
@@ -162,17 +278,28 @@ def _single(name: x509.Name, oid: x509.ObjectIdentifier, label: str, *, required
 
 
 def read_principal(certificate: x509.Certificate) -> Principal:
-    """Read who ``certificate`` names from its subject (layout in the module docstring).
+    """Read who ``certificate`` names from its subject (layouts in the module docstring).
+
+    A serialNumber ``<SCHEME>:<digits>`` selects the project's layout; no serialNumber or a bare-digit one, an
+    eHealth layout.
 
     Raises:
-        IdentityError: the subject does not follow the layout, or an identifier is invalid.
+        IdentityError: the subject follows neither layout, or an identifier is invalid; the message says what was
+            found.
     """
     subject = certificate.subject
     dn = subject.rfc4514_string()
     name = _single(subject, NameOID.COMMON_NAME, "CN (common name)", required=True) or ""
     if not name:
         raise IdentityError("the certificate subject's CN (display name) is empty")
-    serial = _single(subject, NameOID.SERIAL_NUMBER, "serialNumber", required=True) or ""
+    serial = _single(subject, NameOID.SERIAL_NUMBER, "serialNumber", required=False)
+    if serial is None or (serial.isascii() and serial.isdigit()):
+        return _read_ehealth(subject, dn, name, serial)
+    return _read_rsb(subject, dn, name, serial)
+
+
+def _read_rsb(subject: x509.Name, dn: str, name: str, serial: str) -> Principal:
+    """The project's layout: serialNumber ``<SCHEME>:<digits>``, ``title``, ``OU=<SCHEME>=<digits>``."""
     scheme, sep, digits = serial.partition(":")
     scheme = scheme.strip().upper()
     if not sep or scheme not in _SCHEMES:
@@ -226,6 +353,136 @@ def read_principal(certificate: x509.Certificate) -> Principal:
     else:
         raise IdentityError(f"the certificate subject's title {title!r} is not a CD-HCPARTY pers* or org* code")
     return Principal(kind=kind, name=name, nihii=nihii, ssin=ssin, cbe=cbe, profession=title or None, subject_dn=dn)
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    return value
+
+
+def _ehealth_identifier(where: str, kind: str, digits: str) -> tuple[str, Nihii | Ssin | Cbe]:
+    """The scheme (``SSIN`` / ``NIHII`` / ``CBE``) and value an eHealth ``<TYPE>=<digits>`` names."""
+    if kind == "SSIN":
+        return "SSIN", _attribute(f"{where} {kind}=", "SSIN", digits)
+    if kind == "CBE" or kind.startswith("CBE-"):
+        return "CBE", _attribute(f"{where} {kind}=", "CBE", digits)
+    if kind == "NIHII" or kind.startswith("NIHII-"):
+        nihii = _attribute(f"{where} {kind}=", "NIHII", digits)
+        assert isinstance(nihii, Nihii)
+        if not nihii.is_organisation:
+            raise IdentityError(
+                f"the certificate subject's {where} {kind}={mask_ssin(digits)} is an 11-digit NIHII (a professional's "
+                "number): eHealth certificates name a person by SSIN (CN=SSIN=<11 digits>) and an organisation by an "
+                "8-digit NIHII or a CBE, so this subject cannot be read"
+            )
+        return "NIHII", nihii
+    raise IdentityError(
+        f"the certificate subject's {where} names the eHealth identifier type {kind!r} ({kind}={mask_ssin(digits)}), "
+        f"which names no principal rsb-connector knows; the types read are {_EHEALTH_TYPES_READ}"
+    )
+
+
+def _read_ehealth(subject: x509.Name, dn: str, cn: str, serial: str | None) -> Principal:
+    """A real eHealth certificate: ``CN=<TYPE>=<digits>[, <APP>]``, ``OU=<TYPE>=<digits>``, a name OU; or a bare
+    serialNumber SSIN (see the module docstring)."""
+    found_cn = _EHEALTH_CN.fullmatch(_unquote(cn))
+    application = found_cn.group(3).strip() if found_cn and found_cn.group(3) else None
+    identifiers: list[tuple[str, str, str]] = []  # (where, TYPE, digits), the CN's first
+    if found_cn:
+        identifiers.append(("CN", found_cn.group(1).upper(), found_cn.group(2)))
+    free_text: list[str] = []
+    for attr in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME):
+        value = _unquote(str(attr.value))
+        match = _EHEALTH_IDENTIFIER.fullmatch(value)
+        if match:
+            identifiers.append(("OU", match.group(1).upper(), match.group(2)))
+        elif value and value.casefold() not in _EHEALTH_FREE_TEXT_IGNORED and value != application:
+            free_text.append(value)
+    if not identifiers and serial is None:
+        ous = [mask_ssin(str(a.value)) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+        raise IdentityError(
+            "the certificate subject has no serialNumber attribute (the project's layout: serialNumber "
+            "SSIN:/NIHII:/CBE:<digits>) and no eHealth identifier (CN or OU <TYPE>=<digits>, such as "
+            f"SSIN=<11 digits>, NIHII-HOSPITAL=<8 digits> or CBE=<10 digits>); found CN {mask_ssin(cn)!r}"
+            + (f" and OU {', '.join(repr(o) for o in ous)}" if ous else " and no OU")
+        )
+    title = _single(subject, NameOID.TITLE, "title (profession)", required=False)
+    if title:
+        raise IdentityError(
+            f"the certificate subject has title {title!r} but no serialNumber <SCHEME>:<digits>: the project's layout "
+            "needs both, and eHealth certificates carry no title (their profession is not in the certificate), so "
+            "the profession cannot be read"
+        )
+
+    found: dict[str, tuple[Nihii | Ssin | Cbe, str, str]] = {}  # scheme -> (value, TYPE, where)
+    for where, id_type, digits in identifiers:
+        scheme, parsed = _ehealth_identifier(where, id_type, digits)
+        previous = found.get(scheme)
+        if previous is None:
+            found[scheme] = (parsed, id_type, where)
+        elif previous[0] != parsed or previous[1] != id_type:
+            raise IdentityError(
+                f"the certificate subject names two different {scheme} identifiers: {previous[2]} "
+                f"{previous[1]}={mask_ssin(str(previous[0]))} and {where} {id_type}={mask_ssin(str(parsed))}"
+            )
+    primary_kind: str
+    if identifiers:
+        primary_kind = identifiers[0][1]
+        primary_digits = str(_ehealth_identifier(*identifiers[0])[1])
+        if serial is not None and serial != primary_digits and serial != identifiers[0][2]:
+            raise IdentityError(
+                f"the certificate subject's serialNumber {mask_ssin(serial)} is not the number its "
+                f"{identifiers[0][0]} names ({primary_kind}={mask_ssin(primary_digits)})"
+            )
+    else:
+        assert serial is not None
+        if len(serial) != 11:
+            raise IdentityError(
+                f"the certificate subject's serialNumber {serial!r} is neither of the form NIHII:<digits>, "
+                "SSIN:<digits> or CBE:<digits> (the project's layout) nor an 11-digit SSIN (an eHealth or eID person "
+                f"certificate), and its CN {mask_ssin(cn)!r} names no eHealth identifier"
+            )
+        primary_kind = "SSIN"
+        found["SSIN"] = (_attribute("serialNumber", "SSIN", serial), "SSIN", "serialNumber")
+
+    nihii = found["NIHII"][0] if "NIHII" in found else None
+    ssin = found["SSIN"][0] if "SSIN" in found else None
+    cbe = found["CBE"][0] if "CBE" in found else None
+    assert nihii is None or isinstance(nihii, Nihii)
+    assert ssin is None or isinstance(ssin, Ssin)
+    assert cbe is None or isinstance(cbe, Cbe)
+    kind: IdentityKind
+    profession: str | None = None
+    if ssin is not None:
+        kind = "patient"
+        if nihii is not None or cbe is not None:
+            other = "NIHII" if nihii is not None else "CBE"
+            raise IdentityError(
+                f"the certificate subject names a person (SSIN) and also a {other}: an eHealth person certificate "
+                "carries the SSIN only, an organisation's no SSIN, so this subject cannot be read"
+            )
+    else:
+        kind = "organisation"
+        nihii_kind = found["NIHII"][1] if "NIHII" in found else None
+        profession = _EHEALTH_PROFESSIONS.get(primary_kind) or (
+            _EHEALTH_PROFESSIONS.get(nihii_kind) if nihii_kind else None
+        )
+    # The CN names the identifier: the holder's name is the free-text OU (masked CN when there is none).
+    name = cn if not found_cn else free_text[0] if free_text else mask_ssin(cn)
+    return Principal(
+        kind=kind,
+        name=name,
+        nihii=nihii,
+        ssin=ssin,
+        cbe=cbe,
+        profession=profession,
+        subject_dn=dn,
+        layout="ehealth",
+        ehealth_type=primary_kind,
+        application=application,
+    )
 
 
 def build_subject(
@@ -348,6 +605,7 @@ class Identity:
         Raises:
             IdentityError: expired / not yet valid, key mismatch, weak or non-RSA key, subject not in the layout.
         """
+        source = mask_ssin(source)  # eHealth names its files "SSIN=<ssin> <date>.acc-p12"
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise IdentityError(f"{source}: the private key is not an RSA key (RSA-SHA256 signatures need one)")
         if private_key.key_size < MIN_RSA_KEY_SIZE:
@@ -378,6 +636,7 @@ class Identity:
             IdentityError: wrong password, not a PKCS#12 file, no key or certificate inside, or any check of
                 :class:`Identity` failing.
         """
+        source = mask_ssin(source)
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -421,24 +680,25 @@ class Identity:
         cert_data = _read(cert_file)
         key_file = Path(key_path) if key_path is not None else cert_file
         key_data = _read(key_file) if key_path is not None else cert_data
+        cert_shown, key_shown = _shown(cert_file), _shown(key_file)
         try:
             certs = x509.load_pem_x509_certificates(cert_data)
         except ValueError as exc:
-            raise IdentityError(f"{cert_file}: no PEM certificate could be read ({exc})") from exc
+            raise IdentityError(f"{cert_shown}: no PEM certificate could be read ({exc})") from exc
         if b"PRIVATE KEY-----" not in key_data:
-            raise IdentityError(f"{key_file}: no PEM private key found")
+            raise IdentityError(f"{key_shown}: no PEM private key found")
         try:
             key = serialization.load_pem_private_key(key_data, _password_bytes(password))
         except TypeError as exc:
             hint = "the key is encrypted: give its password" if password is None else "the key is not encrypted"
-            raise IdentityError(f"{key_file}: cannot read the private key: {hint}") from exc
+            raise IdentityError(f"{key_shown}: cannot read the private key: {hint}") from exc
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise IdentityError(f"{key_file}: cannot read the private key: wrong password or corrupt file") from exc
+            raise IdentityError(f"{key_shown}: cannot read the private key: wrong password or corrupt file") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise IdentityError(f"{key_file}: the private key is not an RSA key")
+            raise IdentityError(f"{key_shown}: the private key is not an RSA key")
         leaf = next((c for c in certs if _same_key(c, key)), None)
         if leaf is None:
-            raise IdentityError(f"{cert_file}: none of its certificates matches the private key in {key_file}")
+            raise IdentityError(f"{cert_shown}: none of its certificates matches the private key in {key_shown}")
         return cls(leaf, key, certs, now=now, source=str(cert_file))
 
     @classmethod
@@ -450,21 +710,26 @@ class Identity:
         key_path: str | os.PathLike[str] | None = None,
         now: datetime | None = None,
     ) -> Identity:
-        """Load an identity by file suffix: ``.p12`` / ``.pfx`` → PKCS#12, ``.pem`` / ``.crt`` → PEM.
+        """Load an identity by file suffix: ``.p12`` / ``.pfx`` / ``.acc-p12`` → PKCS#12, ``.pem`` / ``.crt`` → PEM.
+
+        The eHealth Certificate Manager writes keystores named ``<TYPE>=<number> <date>.acc-p12`` for the acceptance
+        environment (``<env>-p12``): any suffix ending in ``-p12`` is PKCS#12 too.
 
         For PEM, the key is read from ``key_path`` or, when not given, from the same file; failing that, from the
         sibling ``<stem>-key.pem`` (the development PKI's naming).
         """
         file = Path(path)
         suffix = file.suffix.lower()
-        if suffix in (".p12", ".pfx"):
+        if suffix in (".p12", ".pfx") or suffix.endswith("-p12"):
             return cls.from_pkcs12(file, password, now=now)
         if suffix in (".pem", ".crt", ".cer"):
             if key_path is None and b"PRIVATE KEY-----" not in _read(file):
                 sibling = file.with_name(f"{file.stem}-key.pem")
                 key_path = sibling if sibling.exists() else None
             return cls.from_pem(file, key_path, password, now=now)
-        raise IdentityError(f"{file}: unknown identity file type {suffix!r}; use .p12/.pfx (PKCS#12) or .pem")
+        raise IdentityError(
+            f"{_shown(file)}: unknown identity file type {suffix!r}; use .p12/.pfx/.acc-p12 (PKCS#12) or .pem"
+        )
 
     # ------------------------------------------------------------------------------------------------ reading
     @property
@@ -528,6 +793,17 @@ class Identity:
         return self._principal.profession
 
     @property
+    def layout(self) -> SubjectLayout:
+        """The subject layout read: ``"rsb"`` (the project's) or ``"ehealth"`` (a real eHealth certificate)."""
+        return self._principal.layout
+
+    @property
+    def may_be_professional(self) -> bool:
+        """True for an eHealth person certificate (kind ``patient`` by SSIN): the holder may be a professional, but
+        the certificate carries no NIHII nor profession (see :attr:`Principal.may_be_professional`)."""
+        return self._principal.may_be_professional
+
+    @property
     def client_id(self) -> str:
         """``nihii:<n>``, ``ssin:<n>`` or ``cbe:<n>`` (see :attr:`Principal.client_id`)."""
         return self._principal.client_id
@@ -559,4 +835,9 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise IdentityError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+        raise IdentityError(f"{_shown(path)}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def _shown(path: Path) -> str:
+    """A file name for messages, SSINs masked (eHealth names its keystores ``SSIN=<ssin> <date>.acc-p12``)."""
+    return mask_ssin(str(path))
