@@ -36,6 +36,7 @@ from ._core import (
     Sleep,
     StatusFilter,
     TimeArg,
+    wire_headers,
 )
 from ._tls import CertArg, VerifyArg, ssl_context
 from .models import DocumentOptions, NewDocument, Receipt, RelatedDocuments, RetrievedDocument, SubmissionSetContents
@@ -134,7 +135,7 @@ class AsyncVaultClient:
         request, sink = send.request, send.sink
         content = request.body if isinstance(request.body, bytes) else aiter(request.body)
         async with self._http.stream(
-            request.method, request.url, headers=dict(request.headers), content=content
+            request.method, request.url, headers=wire_headers(request.headers), content=content
         ) as reply:
             sink.start(reply.status_code, reply.headers)
             async for chunk in reply.aiter_bytes():
@@ -315,12 +316,15 @@ class AsyncVaultClient:
         service_from: TimeArg = None,
         service_to: TimeArg = None,
         author_person: str | None = None,
+        break_the_glass: str | None = None,
     ) -> list[DocumentEntry]:
-        """A patient's documents, filtered (ITI-18 FindDocuments; see :meth:`VaultClient.find`).
+        """A patient's documents, filtered (ITI-18 FindDocuments, ITI-67 over MHD; see :meth:`VaultClient.find`,
+        also for ``break_the_glass``, a professional's emergency reason of 10-200 characters, MHD only).
 
         Example::
 
             entries = await vault.find("73032929895", status="all", type_codes=["contactreport"])
+            urgent = await vault.find("73032929895", break_the_glass="Unconscious patient at the ER, no relative")
         """
         return await self._run(
             self._core.find(
@@ -338,14 +342,22 @@ class AsyncVaultClient:
                 service_from=service_from,
                 service_to=service_to,
                 author_person=author_person,
+                break_the_glass=break_the_glass,
             )
         )
 
     async def get_documents(
-        self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = ()
+        self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = (), break_the_glass: str | None = None
     ) -> list[DocumentEntry]:
-        """Document entries by entryUUIDs or uniqueIds (see :meth:`VaultClient.get_documents`)."""
-        return await self._run(self._core.get_documents(entry_uuids=entry_uuids, unique_ids=unique_ids))
+        """Document entries by entryUUIDs or uniqueIds (see :meth:`VaultClient.get_documents`).
+
+        Example::
+
+            [entry] = await vault.get_documents(unique_ids=[unique_id], break_the_glass="Unconscious patient, ER")
+        """
+        return await self._run(
+            self._core.get_documents(entry_uuids=entry_uuids, unique_ids=unique_ids, break_the_glass=break_the_glass)
+        )
 
     async def submission_set_contents(self, submission_set: str) -> SubmissionSetContents:
         """A submission set with its entries and associations (see :meth:`VaultClient.submission_set_contents`)."""
@@ -365,14 +377,19 @@ class AsyncVaultClient:
         to: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> RetrievedDocument:
-        """Fetch one document, into memory or streamed to a file, verified (see :meth:`VaultClient.retrieve`).
+        """Fetch one document, into memory or streamed to a file, verified (see :meth:`VaultClient.retrieve`, also
+        for ``break_the_glass``).
 
         Example::
 
             doc = await vault.retrieve(entry, to="report.pdf")
+            urgent = await vault.retrieve(entry, break_the_glass="Unconscious patient at the ER, no relative")
         """
-        return await self._run(self._core.retrieve(document, to=to, verify=verify, progress=progress))
+        return await self._run(
+            self._core.retrieve(document, to=to, verify=verify, progress=progress, break_the_glass=break_the_glass)
+        )
 
     async def retrieve_many(
         self,
@@ -381,7 +398,18 @@ class AsyncVaultClient:
         to_dir: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> list[RetrievedDocument]:
-        """Fetch several documents in one request (see :meth:`VaultClient.retrieve_many`; PartialSuccess raises
-        :class:`~rsb_connector.client.PartialRetrieveError` whose ``partial`` holds what came back)."""
-        return await self._run(self._core.retrieve_many(documents, to_dir=to_dir, verify=verify, progress=progress))
+        """Fetch several documents in one request (see :meth:`VaultClient.retrieve_many`, also for
+        ``break_the_glass``; PartialSuccess raises :class:`~rsb_connector.client.PartialRetrieveError` whose
+        ``partial`` holds what came back).
+
+        Example::
+
+            docs = await vault.retrieve_many(entries, break_the_glass="Unconscious patient at the ER, no relative")
+        """
+        return await self._run(
+            self._core.retrieve_many(
+                documents, to_dir=to_dir, verify=verify, progress=progress, break_the_glass=break_the_glass
+            )
+        )

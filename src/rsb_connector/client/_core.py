@@ -65,6 +65,7 @@ from ..metadata.model import (
 )
 from ..metadata.rules import check_submission, is_registry_reference
 from ..metadata.valuesets import CodeKind, load_value_sets
+from ..policy import BREAK_THE_GLASS_MAX_LENGTH, BREAK_THE_GLASS_MIN_LENGTH, break_the_glass_problem
 from ..query import (
     FindDocuments,
     GetDocuments,
@@ -91,6 +92,7 @@ from .models import (
 )
 
 __all__ = [
+    "BREAK_THE_GLASS_HEADER",
     "DEFAULT_LIMITS",
     "RELATIONSHIP_TYPES",
     "ClientCore",
@@ -113,6 +115,7 @@ __all__ = [
     "SubmitOutcome",
     "Transaction",
     "WireProtocol",
+    "wire_headers",
 ]
 
 if TYPE_CHECKING:
@@ -126,6 +129,9 @@ OutcomeT = TypeVar("OutcomeT", bound="Outcome")
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """Connection pool limits when none are given (httpx's own defaults)."""
+
+BREAK_THE_GLASS_HEADER = "X-Break-The-Glass"
+"""The HTTP header that carries a professional's break-the-glass reason on the hub's FHIR reads (ITI-66/67/68)."""
 
 StatusFilter: TypeAlias = Literal["approved", "deprecated", "all"]
 ProgressCallback: TypeAlias = Callable[[int, int | None], None]
@@ -411,14 +417,20 @@ class WireProtocol(ABC):
         """Provide and register one submission set with the documents' contents."""
 
     @abstractmethod
-    def query(self, query: Query) -> Flow[QueryOutcome]:
-        """Run a stored query."""
+    def query(self, query: Query, *, break_the_glass: str | None = None) -> Flow[QueryOutcome]:
+        """Run a stored query (``break_the_glass``: a professional's checked emergency reason to send along, for a
+        protocol that can carry one; :meth:`ClientCore.glass` decides before anything is sent)."""
 
     @abstractmethod
     def retrieve(
-        self, documents: Sequence[DocumentLocator], *, spool_dir: Path, progress: ProgressCallback | None = None
+        self,
+        documents: Sequence[DocumentLocator],
+        *,
+        spool_dir: Path,
+        progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[RetrieveOutcome]:
-        """Retrieve documents, spooling each into ``spool_dir``."""
+        """Retrieve documents, spooling each into ``spool_dir`` (``break_the_glass`` as for :meth:`query`)."""
 
     @abstractmethod
     def update_status(
@@ -432,6 +444,12 @@ class WireProtocol(ABC):
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 RELATIONSHIP_TYPES: tuple[AssociationType, ...] = tuple(t for t in AssociationType if t.is_relationship)
 """RPLC, APND, XFRM, XFRM_RPLC and signs: the default of ``related_documents``."""
+
+
+def wire_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Request headers as the drivers send them: values in UTF-8 (a break-the-glass reason may hold accents; the
+    hub reads header bytes as UTF-8), ASCII ones unchanged."""
+    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers.items()]
 
 
 def _patient_cx(patient: Ssin | str) -> str:
@@ -686,12 +704,19 @@ class ClientCore:
 
     # ---------------------------------------------------------------------------------------- publish
 
-    def _precheck(self, action: str, facts: Iterable[tuple[str | None, str | None, Sequence[str]]]) -> Flow[None]:
+    def _precheck(
+        self,
+        action: str,
+        facts: Iterable[tuple[str | None, str | None, Sequence[str]]],
+        break_the_glass: str | None = None,
+    ) -> Flow[None]:
         """Ask the hub's policy engine before acting (``GET /fhir/$check-access``), once per patient and class.
 
-        ``facts`` are (patient CX, class code, confidentiality codes). A denial raises :class:`AccessDenied` naming
-        the rule and what would fix it, before the document is sent or requested. The check is advisory: a hub
-        without the endpoint, or a network failure here, skips it — the hub decides on the request itself anyway.
+        ``facts`` are (patient CX, class code, confidentiality codes); ``break_the_glass`` the reason the request
+        itself will carry (``break-the-glass=``), so that the check is the one the hub will make. A denial raises
+        :class:`AccessDenied` naming the rule and what would fix it, before the document is sent or requested. The
+        check is advisory: a hub without the endpoint, or a network failure here, skips it — the hub decides on the
+        request itself anyway.
         """
         if not self.precheck:
             return
@@ -712,7 +737,11 @@ class ClientCore:
             asked.add(key)
             try:
                 decision = yield from flows.check_access(
-                    patient, action, document_class=class_code, confidentiality=confidentiality
+                    patient,
+                    action,
+                    document_class=class_code,
+                    confidentiality=confidentiality,
+                    break_the_glass=break_the_glass,
                 )
             except (HubError, TransportError) as exc:
                 log.debug("access pre-check skipped: %s", exc)
@@ -727,6 +756,41 @@ class ClientCore:
                     reason=decision.reason,
                     fix=decision.fix,
                 )
+
+    def glass(self, reason: str | None) -> str | None:
+        """A break-the-glass reason checked before anything is sent: the one-line reason to send (``None`` stays
+        ``None``).
+
+        The hub receives the reason as the ``X-Break-The-Glass`` header of its FHIR reads (MHD ITI-66/67/68), from an
+        authenticated healthcare professional, and accepts 10 to 200 characters once surrounding whitespace is
+        removed (:func:`rsb_connector.policy.break_the_glass_problem`, the engine's own rule).
+
+        Raises:
+            ValueError: the client speaks XDS (``protocol="xds"``: XDS.b has no place for the reason, and dropping it
+                silently would read without it), the identity is not a healthcare professional, or the reason is of
+                the wrong length or spans several lines.
+        """
+        if reason is None:
+            return None
+        if self.protocol.name != "mhd":
+            raise ValueError(
+                "break_the_glass is sent as the X-Break-The-Glass header of the hub's FHIR reads (MHD ITI-66/67/68); "
+                "XDS.b (ITI-18, ITI-43) has no place for it: create the client with "
+                'VaultClient(..., protocol="mhd") to read by breaking the glass'
+            )
+        if self.identity is None or self.identity.kind != "professional":
+            raise ValueError(
+                "only a healthcare professional may break the glass: create the client with a professional's identity"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+            raise ValueError("the break-the-glass reason must be one line of text, without control characters")
+        problem = break_the_glass_problem(reason)
+        if problem is not None:
+            raise ValueError(
+                f"{problem}: give the emergency reason in {BREAK_THE_GLASS_MIN_LENGTH} to "
+                f"{BREAK_THE_GLASS_MAX_LENGTH} characters (it is audited, and the patient reads it)"
+            )
+        return reason.strip()
 
     def _default_author(self, author: Author | None) -> Author | None:
         """The author when none is given: the signing identity, when it is a healthcare professional.
@@ -891,8 +955,8 @@ class ClientCore:
 
     # ---------------------------------------------------------------------------------------- queries
 
-    def _query(self, query: Query) -> Flow[QueryOutcome]:
-        outcome = yield from self.protocol.query(query)
+    def _query(self, query: Query, break_the_glass: str | None = None) -> Flow[QueryOutcome]:
+        outcome = yield from self.protocol.query(query, break_the_glass=break_the_glass)
         _raise_for(outcome, "the registry refused the query")
         return outcome
 
@@ -913,8 +977,10 @@ class ClientCore:
         service_from: TimeArg = None,
         service_to: TimeArg = None,
         author_person: str | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[list[DocumentEntry]]:
         """FindDocuments (see :meth:`VaultClient.find`)."""
+        glass = self.glass(break_the_glass)
         query = self.find_query(
             patient,
             status=status,
@@ -931,7 +997,7 @@ class ClientCore:
             service_to=service_to,
             author_person=author_person,
         )
-        outcome = yield from self._query(query)
+        outcome = yield from self._query(query, glass)
         return outcome.entries
 
     def find_query(
@@ -982,13 +1048,14 @@ class ClientCore:
         )
 
     def get_documents(
-        self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = ()
+        self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = (), break_the_glass: str | None = None
     ) -> Flow[list[DocumentEntry]]:
         """GetDocuments by entryUUIDs or by uniqueIds (one of the two)."""
         if bool(entry_uuids) == bool(unique_ids):
             raise ValueError("give entry_uuids or unique_ids (one of the two, not both)")
+        glass = self.glass(break_the_glass)
         query = GetDocuments(entry_uuids=tuple(entry_uuids), unique_ids=tuple(unique_ids))
-        outcome = yield from self._query(query)
+        outcome = yield from self._query(query, glass)
         return outcome.entries
 
     def submission_set_contents(self, submission_set: str) -> Flow[SubmissionSetContents]:
@@ -1024,17 +1091,19 @@ class ClientCore:
         related = [e for e in outcome.entries if e.entry_uuid not in own and e.unique_id not in own]
         return RelatedDocuments(related, outcome.associations)
 
-    def _resolve_entries(self, refs: Sequence[str], *, strict: bool = True) -> Flow[dict[str, DocumentEntry]]:
+    def _resolve_entries(
+        self, refs: Sequence[str], *, strict: bool = True, break_the_glass: str | None = None
+    ) -> Flow[dict[str, DocumentEntry]]:
         """The registered entries named by uniqueIds or ``urn:uuid:`` entryUUIDs (NotFoundError for any missing
-        when ``strict``; otherwise the missing ones are left out)."""
+        when ``strict``; otherwise the missing ones are left out); ``break_the_glass``: a reason checked already."""
         uuids = [r for r in refs if is_registry_reference(r)]
         unique_ids = [r for r in refs if not is_registry_reference(r)]
         found: dict[str, DocumentEntry] = {}
         if uuids:
-            for entry in (yield from self.get_documents(entry_uuids=uuids)):
+            for entry in (yield from self.get_documents(entry_uuids=uuids, break_the_glass=break_the_glass)):
                 found[entry.entry_uuid] = entry
         if unique_ids:
-            for entry in (yield from self.get_documents(unique_ids=unique_ids)):
+            for entry in (yield from self.get_documents(unique_ids=unique_ids, break_the_glass=break_the_glass)):
                 if entry.unique_id is not None and (
                     entry.unique_id not in found or entry.availability_status is AvailabilityStatus.APPROVED
                 ):
@@ -1068,19 +1137,21 @@ class ClientCore:
         to: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[RetrievedDocument]:
         """ITI-43 for one document (see :meth:`VaultClient.retrieve`)."""
+        glass = self.glass(break_the_glass)
         target = Path(to) if to is not None else None
         if target is not None and not (target.is_dir() or target.parent.is_dir()):
             raise FileNotFoundError(f"cannot write to {target}: the directory {target.parent} does not exist")
-        entries = yield from self._entries_for([document], verify, strict=True)
+        entries = yield from self._entries_for([document], verify, strict=True, break_the_glass=glass)
         entry, locator = entries[0]
         if entry is not None:
-            yield from self._precheck("read", [_read_facts(entry)])
+            yield from self._precheck("read", [_read_facts(entry)], glass)
         if target is not None and target.is_dir():
             target = target / _file_name(locator.unique_id, entry.mime_type if entry else None)
         spool_dir = target.parent if target is not None else self._spool()
-        outcome = yield from self.protocol.retrieve([locator], spool_dir=spool_dir, progress=progress)
+        outcome = yield from self._retrieve_parts([locator], spool_dir, progress, glass)
         try:
             if outcome.status == STATUS_FAILURE or not outcome.parts:
                 if outcome.status == STATUS_SUCCESS:
@@ -1103,17 +1174,19 @@ class ClientCore:
         to_dir: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[list[RetrievedDocument]]:
         """ITI-43 for several documents in one request (see :meth:`VaultClient.retrieve_many`)."""
+        glass = self.glass(break_the_glass)
         if not documents:
             return []
         directory = Path(to_dir) if to_dir is not None else None
         if directory is not None and not directory.is_dir():
             raise FileNotFoundError(f"cannot write to {directory}: it is not an existing directory")
-        pairs = yield from self._entries_for(documents, verify, strict=False)
-        yield from self._precheck("read", [_read_facts(e) for e, _loc in pairs if e is not None])
+        pairs = yield from self._entries_for(documents, verify, strict=False, break_the_glass=glass)
+        yield from self._precheck("read", [_read_facts(e) for e, _loc in pairs if e is not None], glass)
         spool_dir = directory if directory is not None else self._spool()
-        outcome = yield from self.protocol.retrieve([loc for _e, loc in pairs], spool_dir=spool_dir, progress=progress)
+        outcome = yield from self._retrieve_parts([loc for _e, loc in pairs], spool_dir, progress, glass)
         placed: list[RetrievedDocument] = []
         try:
             if outcome.status == STATUS_FAILURE:
@@ -1151,8 +1224,26 @@ class ClientCore:
         finally:
             outcome.discard()
 
+    def _retrieve_parts(
+        self,
+        locators: Sequence[DocumentLocator],
+        spool_dir: Path,
+        progress: ProgressCallback | None,
+        break_the_glass: str | None,
+    ) -> Flow[RetrieveOutcome]:
+        return (
+            yield from self.protocol.retrieve(
+                locators, spool_dir=spool_dir, progress=progress, break_the_glass=break_the_glass
+            )
+        )
+
     def _entries_for(
-        self, documents: Sequence[DocumentEntry | str], verify: bool, *, strict: bool
+        self,
+        documents: Sequence[DocumentEntry | str],
+        verify: bool,
+        *,
+        strict: bool,
+        break_the_glass: str | None = None,
     ) -> Flow[list[tuple[DocumentEntry | None, DocumentLocator]]]:
         """Each document's entry (looked up when only an id is given and ``verify`` needs it) and locator.
 
@@ -1162,7 +1253,9 @@ class ClientCore:
         refs = [d for d in documents if isinstance(d, str)]
         found: dict[str, DocumentEntry] = {}
         if refs and (verify or any(is_registry_reference(r) for r in refs)):
-            found = yield from self._resolve_entries(list(dict.fromkeys(refs)), strict=strict)
+            found = yield from self._resolve_entries(
+                list(dict.fromkeys(refs)), strict=strict, break_the_glass=break_the_glass
+            )
         pairs: list[tuple[DocumentEntry | None, DocumentLocator]] = []
         for doc in documents:
             entry = doc if isinstance(doc, DocumentEntry) else found.get(doc)

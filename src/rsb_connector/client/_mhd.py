@@ -17,6 +17,10 @@ retrieve            ITI-68 ``GET {fhir}/Binary/<id>`` per document   the bytes, 
 update_status       ITI-57 over XDS (see below)                      the XDS outcome
 ==================  ===============================================  ==============================================
 
+Break-the-glass: a professional's emergency reason (``break_the_glass=`` of ``find``, ``get_documents``,
+``retrieve``, ``retrieve_many``, checked by the core first) travels as the ``X-Break-The-Glass`` header of each ITI-67
+and ITI-68 request of the operation, in UTF-8.
+
 Authentication: every request carries ``Authorization: Bearer <token>`` from the identity's
 :class:`~._auth.TokenSource` (fetched through the sans-IO core when none is kept); a 401 answer makes the client
 forget the token, fetch a new one and send the request once more. A second 401 is a
@@ -61,6 +65,7 @@ from ..mhd.search import parse_search_result_bundle, to_search_params
 from ..query import FindDocuments, FindDocumentsByReferenceId, GetDocuments, Query
 from ..xds.constants import STATUS_FAILURE, STATUS_PARTIAL_SUCCESS, STATUS_SUCCESS
 from ._core import (
+    BREAK_THE_GLASS_HEADER,
     DocumentLocator,
     Exchange,
     Flow,
@@ -344,23 +349,30 @@ class MhdProtocol(WireProtocol):
         self.value_sets = value_sets or load_value_sets()
 
     # ------------------------------------------------------------------------------------------ authentication
-    def _headers(self) -> Flow[dict[str, str]]:
+    def _headers(self, break_the_glass: str | None = None) -> Flow[dict[str, str]]:
         headers = {"accept": FHIR_JSON}
         if self.tokens is not None:
             token = yield from self.tokens.flow()
             headers["authorization"] = f"Bearer {token}"
+        if break_the_glass is not None:
+            headers[BREAK_THE_GLASS_HEADER.lower()] = break_the_glass
         return headers
 
-    def _authorized(self, transaction: Callable[[Mapping[str, str]], Transaction[OutcomeT]]) -> Flow[OutcomeT]:
-        """Run ``transaction`` (built with the request headers) with a bearer token; on 401 renew it once."""
-        headers = yield from self._headers()
+    def _authorized(
+        self,
+        transaction: Callable[[Mapping[str, str]], Transaction[OutcomeT]],
+        break_the_glass: str | None = None,
+    ) -> Flow[OutcomeT]:
+        """Run ``transaction`` (built with the request headers: the bearer token, and the break-the-glass reason
+        when there is one) with a bearer token; on 401 renew it once."""
+        headers = yield from self._headers(break_the_glass)
         try:
             return (yield from self._exchange(transaction(headers)))
         except _Unauthorized as exc:
             if self.tokens is None:
                 raise HubRefused(exc.problems, str(exc)) from None
             self.tokens.invalidate()
-        headers = yield from self._headers()
+        headers = yield from self._headers(break_the_glass)
         try:
             return (yield from self._exchange(transaction(headers)))
         except _Unauthorized as exc:
@@ -399,9 +411,10 @@ class MhdProtocol(WireProtocol):
         return (yield from self._authorized(transaction))
 
     # ------------------------------------------------------------------------------------------ ITI-67
-    def query(self, query: Query) -> Flow[QueryOutcome]:
+    def query(self, query: Query, *, break_the_glass: str | None = None) -> Flow[QueryOutcome]:
         if not isinstance(query, FindDocuments | FindDocumentsByReferenceId | GetDocuments):
-            return (yield from self.xds.query(query))  # no ITI-67 search says this: ITI-18
+            # no ITI-67 search says this: ITI-18 (which refuses a break-the-glass reason: it could not carry it)
+            return (yield from self.xds.query(query, break_the_glass=break_the_glass))
         params = to_search_params(query, value_sets=self.value_sets)
         url = f"{self.fhir_url}/DocumentReference?{urlencode(params)}"
         where = f"ITI-67 GET {self.fhir_url}/DocumentReference"
@@ -421,13 +434,18 @@ class MhdProtocol(WireProtocol):
                 patient=getattr(query, "patient_id", None),
             )
 
-        return (yield from self._authorized(transaction))
+        return (yield from self._authorized(transaction, break_the_glass))
 
     # ------------------------------------------------------------------------------------------ ITI-68
     def retrieve(
-        self, documents: Sequence[DocumentLocator], *, spool_dir: Path, progress: ProgressCallback | None = None
+        self,
+        documents: Sequence[DocumentLocator],
+        *,
+        spool_dir: Path,
+        progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[RetrieveOutcome]:
-        ids = yield from self._resource_ids(documents)
+        ids = yield from self._resource_ids(documents, break_the_glass)
         if isinstance(ids, QueryOutcome):
             return RetrieveOutcome(ids.status, ids.problems)
         outcome = RetrieveOutcome(STATUS_SUCCESS)
@@ -439,7 +457,7 @@ class MhdProtocol(WireProtocol):
                     problems.append(_unknown(locator.unique_id))
                     continue
                 try:
-                    part = yield from self._retrieve_one(locator, rid, spool_dir, progress)
+                    part = yield from self._retrieve_one(locator, rid, spool_dir, progress, break_the_glass)
                 except NotFoundError as exc:
                     problems += [p for p in exc.problems if p.is_error]
                     continue
@@ -455,7 +473,9 @@ class MhdProtocol(WireProtocol):
             outcome.problems = problems
         return outcome
 
-    def _resource_ids(self, documents: Sequence[DocumentLocator]) -> Flow[dict[str, str] | QueryOutcome]:
+    def _resource_ids(
+        self, documents: Sequence[DocumentLocator], break_the_glass: str | None = None
+    ) -> Flow[dict[str, str] | QueryOutcome]:
         """The Binary id of each document: the UUID of its entryUUID, looked up by uniqueId when not known (the
         approved entry wins when several share a uniqueId); a refused lookup is returned as it is."""
         ids: dict[str, str] = {}
@@ -467,7 +487,8 @@ class MhdProtocol(WireProtocol):
             else:
                 unknown.append(locator.unique_id)
         if unknown:
-            found = yield from self.query(GetDocuments(unique_ids=tuple(dict.fromkeys(unknown))))
+            query = GetDocuments(unique_ids=tuple(dict.fromkeys(unknown)))
+            found = yield from self.query(query, break_the_glass=break_the_glass)
             if found.status == STATUS_FAILURE:
                 return found
             for entry in sorted(found.entries, key=lambda e: e.availability_status is AvailabilityStatus.APPROVED):
@@ -477,7 +498,12 @@ class MhdProtocol(WireProtocol):
         return ids
 
     def _retrieve_one(
-        self, locator: DocumentLocator, rid: str, spool_dir: Path, progress: ProgressCallback | None
+        self,
+        locator: DocumentLocator,
+        rid: str,
+        spool_dir: Path,
+        progress: ProgressCallback | None,
+        break_the_glass: str | None = None,
     ) -> Flow[RetrievedPart]:
         url = f"{self.fhir_url}/Binary/{rid}"
 
@@ -489,7 +515,7 @@ class MhdProtocol(WireProtocol):
 
             return Transaction(name="ITI-68", action="GET Binary", url=url, safety=Safety.IDEMPOTENT, prepare=prepare)
 
-        result = yield from self._authorized(transaction)
+        result = yield from self._authorized(transaction, break_the_glass)
         assert result.part is not None
         return result.part
 

@@ -35,6 +35,7 @@ from ._core import (
     Sleep,
     StatusFilter,
     TimeArg,
+    wire_headers,
 )
 from ._tls import CertArg, VerifyArg, ssl_context
 from .models import DocumentOptions, NewDocument, Receipt, RelatedDocuments, RetrievedDocument, SubmissionSetContents
@@ -189,7 +190,9 @@ class VaultClient:
     def _send(self, send: Send) -> None:
         request, sink = send.request, send.sink
         content = request.body if isinstance(request.body, bytes) else iter(request.body)
-        with self._http.stream(request.method, request.url, headers=dict(request.headers), content=content) as reply:
+        with self._http.stream(
+            request.method, request.url, headers=wire_headers(request.headers), content=content
+        ) as reply:
             sink.start(reply.status_code, reply.headers)
             for chunk in reply.iter_bytes():
                 sink.feed(chunk)
@@ -419,20 +422,31 @@ class VaultClient:
         service_from: TimeArg = None,
         service_to: TimeArg = None,
         author_person: str | None = None,
+        break_the_glass: str | None = None,
     ) -> list[DocumentEntry]:
-        """A patient's documents (ITI-18 FindDocuments), filtered.
+        """A patient's documents (ITI-18 FindDocuments; ITI-67 over MHD), filtered.
 
         Codes are :class:`~rsb_connector.metadata.model.Code` values or value-set keys (``"labresult"``, ``"gp"``,
         ``"pdf"``, ``"N"``); several values of one filter are OR-ed. Times are datetimes, DTM or ISO 8601 text;
         ``created_from`` is inclusive, ``created_to`` exclusive; ``service_from`` / ``service_to`` keep documents
         whose service period overlaps that range. ``status="all"`` includes deprecated (replaced) documents.
 
+        The hub leaves out, silently, what the caller may not see. ``break_the_glass``: in an emergency, a healthcare
+        professional without a therapeutic link gives the reason (10 to 200 characters) and finds what the link or
+        the access matrix would hide — never against the patient's consent or exclusion, never a very restricted
+        document. The access is audited with the reason, which the patient reads in their trail. It needs
+        ``protocol="mhd"`` (the reason travels as the ``X-Break-The-Glass`` header of the hub's FHIR reads).
+
         Example::
 
             labs = vault.find("73032929895", class_codes=["labresult"], created_from="2024-01-01")
 
+            with VaultClient(url, protocol="mhd", identity=emergency_doctor, trust="ca.pem") as vault:
+                entries = vault.find("73032929895", break_the_glass="Unconscious patient at the ER, no relative")
+
         Raises:
-            ValueError / InvalidIdentifier: an unknown code key or a bad SSIN (nothing sent).
+            ValueError / InvalidIdentifier: an unknown code key or a bad SSIN (nothing sent); a break-the-glass
+                reason over XDS, from an identity that is not a professional, or not 10-200 characters long.
             HubRefused: the registry refused the query (e.g. ``XDSTooManyResults``).
         """
         return self._run(
@@ -451,17 +465,23 @@ class VaultClient:
                 service_from=service_from,
                 service_to=service_to,
                 author_person=author_person,
+                break_the_glass=break_the_glass,
             )
         )
 
-    def get_documents(self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = ()) -> list[DocumentEntry]:
-        """Document entries by entryUUIDs or by uniqueIds (ITI-18 GetDocuments; give one of the two).
+    def get_documents(
+        self, *, entry_uuids: Sequence[str] = (), unique_ids: Sequence[str] = (), break_the_glass: str | None = None
+    ) -> list[DocumentEntry]:
+        """Document entries by entryUUIDs or by uniqueIds (ITI-18 GetDocuments, ITI-67 over MHD; give one of the
+        two). ``break_the_glass``: an emergency reason, as for :meth:`find` (MHD only).
 
         Example::
 
             [entry] = vault.get_documents(unique_ids=[receipt.document.unique_id])
         """
-        return self._run(self._core.get_documents(entry_uuids=entry_uuids, unique_ids=unique_ids))
+        return self._run(
+            self._core.get_documents(entry_uuids=entry_uuids, unique_ids=unique_ids, break_the_glass=break_the_glass)
+        )
 
     def submission_set_contents(self, submission_set: str) -> SubmissionSetContents:
         """A submission set (by uniqueId or ``urn:uuid:`` entryUUID) with its entries and associations.
@@ -495,8 +515,9 @@ class VaultClient:
         to: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> RetrievedDocument:
-        """Fetch one document (ITI-43), into memory (``to=None``) or streamed to a file.
+        """Fetch one document (ITI-43; ITI-68 over MHD), into memory (``to=None``) or streamed to a file.
 
         ``document`` is a DocumentEntry or a uniqueId (its entry is fetched first with GetDocuments, to know its
         repository, hash and size). With ``verify`` (the default) the SHA-1 (case-insensitively) and size of the
@@ -505,16 +526,24 @@ class VaultClient:
         beside the target and renamed), so no partial file is ever left; it is readable by its owner only (health
         data). ``progress(received, total)`` is called as bytes arrive.
 
+        ``break_the_glass``: an emergency reason, as for :meth:`find` (MHD only): it goes with the lookup, the
+        access pre-check (:meth:`check_access`) and the retrieve itself.
+
         Example::
 
             doc = vault.retrieve(entry, to=Path("downloads"))
             print(doc.path, doc.size, doc.mime_type)
 
+            urgent = vault.retrieve(entry, break_the_glass="Unconscious patient at the ER, no relative")
+
         Raises:
             IntegrityError: hash or size differ from the metadata (nothing kept).
             NotFoundError: no such document; HubRefused: the repository refused.
+            ValueError: a break-the-glass reason that cannot be sent (see :meth:`find`).
         """
-        return self._run(self._core.retrieve(document, to=to, verify=verify, progress=progress))
+        return self._run(
+            self._core.retrieve(document, to=to, verify=verify, progress=progress, break_the_glass=break_the_glass)
+        )
 
     def retrieve_many(
         self,
@@ -523,6 +552,7 @@ class VaultClient:
         to_dir: Path | str | None = None,
         verify: bool = True,
         progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> list[RetrievedDocument]:
         """Fetch several documents in one ITI-43 request, in the order given (into memory, or into ``to_dir``).
 
@@ -531,7 +561,8 @@ class VaultClient:
         (PartialSuccess), a
         :class:`~rsb_connector.client.PartialRetrieveError` (a ``HubError``, not a refusal) is raised: its
         ``problems`` say which are missing and why, and its ``partial`` attribute holds the documents that *were*
-        retrieved (verified, and written to ``to_dir`` when given).
+        retrieved (verified, and written to ``to_dir`` when given). ``break_the_glass``: an emergency reason, as for
+        :meth:`find` (MHD only), sent with every request of the operation.
 
         Example::
 
@@ -540,8 +571,15 @@ class VaultClient:
             except PartialRetrieveError as exc:
                 docs = exc.partial
 
+            urgent = vault.retrieve_many(entries, break_the_glass="Unconscious patient at the ER, no relative")
+
         Raises:
             PartialRetrieveError: some documents missing (see above).
             HubRefused: none could be returned; IntegrityError: one did not match its metadata (none kept).
+            ValueError: a break-the-glass reason that cannot be sent (see :meth:`find`).
         """
-        return self._run(self._core.retrieve_many(documents, to_dir=to_dir, verify=verify, progress=progress))
+        return self._run(
+            self._core.retrieve_many(
+                documents, to_dir=to_dir, verify=verify, progress=progress, break_the_glass=break_the_glass
+            )
+        )

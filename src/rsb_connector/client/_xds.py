@@ -339,6 +339,15 @@ def _retrieve_outcome(spool_dir: Path) -> Callable[[SoapReply], RetrieveOutcome]
     return interpret
 
 
+def _no_glass(reason: str | None) -> None:
+    """XDS.b carries no break-the-glass reason: refuse one rather than read without it."""
+    if reason is not None:
+        raise ValueError(
+            "XDS.b (ITI-18, ITI-43) has no place for a break-the-glass reason: the hub receives it as the "
+            'X-Break-The-Glass header of its FHIR reads; use VaultClient(..., protocol="mhd")'
+        )
+
+
 class XdsProtocol(WireProtocol):
     """XDS.b over SOAP 1.2: ITI-41 and ITI-43 at ``{base_url}/xds/repository``, ITI-18 and ITI-57 at
     ``{base_url}/xds/registry``.
@@ -448,7 +457,8 @@ class XdsProtocol(WireProtocol):
         )
 
     # ------------------------------------------------------------------------------------------ ITI-18
-    def query(self, query: Query) -> Flow[QueryOutcome]:
+    def query(self, query: Query, *, break_the_glass: str | None = None) -> Flow[QueryOutcome]:
+        _no_glass(break_the_glass)
         url = self.registry_url
 
         def prepare() -> tuple[HttpRequest, ResponseSink[QueryOutcome]]:
@@ -480,8 +490,14 @@ class XdsProtocol(WireProtocol):
 
     # ------------------------------------------------------------------------------------------ ITI-43
     def retrieve(
-        self, documents: Sequence[DocumentLocator], *, spool_dir: Path, progress: ProgressCallback | None = None
+        self,
+        documents: Sequence[DocumentLocator],
+        *,
+        spool_dir: Path,
+        progress: ProgressCallback | None = None,
+        break_the_glass: str | None = None,
     ) -> Flow[RetrieveOutcome]:
+        _no_glass(break_the_glass)
         url = self.repository_url
         requests = [iti43.DocumentRequest(d.repository_unique_id, d.unique_id, d.home_community_id) for d in documents]
 
