@@ -125,15 +125,20 @@ def test_a_hub_refusing_unknown_search_parameters_fails_mhd_019(run: Run, monkey
 
 
 def test_a_hub_serving_superseded_documents_fails_mhd_022(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = hub_fhir._FhirApi._retrieve
+    original = Registry.retrieve_entry
 
-    def serves_all(self: Any, rid: str, caller: Any) -> Any:
-        entry = self._entry(rid, caller, "Binary")
-        repository = entry.repository_unique_id or self.registry.repository_unique_id
-        outcome = self.registry.retrieve([(repository, entry.unique_id or "")], caller=caller)
-        return outcome.documents[0] if outcome.documents else original(self, rid, caller)
+    def serves_all(self: Registry, entry_uuid: str, *, caller: Any = None, transaction: str = "ITI-68") -> Any:
+        """ITI-68 that delivers a Deprecated document as if it were current."""
+        with self.store.read() as r:
+            stored = r.entries(entry_uuids=[entry_uuid])
+        if not stored:
+            return original(self, entry_uuid, caller=caller, transaction=transaction)
+        entry = stored[0].entry
+        uid = entry.unique_id or entry.entry_uuid
+        repository = entry.repository_unique_id or self.repository_unique_id
+        return self._deliver([(repository, uid)], {uid: stored[0]}, caller, transaction, current=False)
 
-    monkeypatch.setattr(hub_fhir._FhirApi, "_retrieve", serves_all)
+    monkeypatch.setattr(Registry, "retrieve_entry", serves_all)
     _fails_at(run("MHD-022"), 2, "410 Gone", "HTTP 200")
     _passes(run("MHD-021"))
 
