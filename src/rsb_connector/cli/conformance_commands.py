@@ -225,7 +225,7 @@ def _password(args: argparse.Namespace) -> str | None:
         value = os.environ.get(variable)
         if value:
             return value
-    if args.identity and Path(args.identity).suffix.lower() in (".p12", ".pfx") and sys.stdin.isatty():
+    if args.identity and Path(args.identity).name.lower().endswith((".p12", ".pfx", "-p12")) and sys.stdin.isatty():
         return getpass.getpass(f"password of {args.identity}: ")
     return None
 
