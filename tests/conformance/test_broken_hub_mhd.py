@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
-from rsb_connector.conformance import CaseResult, Environment, Outcome, load_catalogue, run_case
-from rsb_connector.conformance.cases import implementations
 from rsb_connector.hub import fhir as hub_fhir
-from rsb_connector.hub import server
 from rsb_connector.hub.registry import Registry
-from rsb_connector.hub.server import Hub, build_hub
 from rsb_connector.metadata.model import DocumentEntry
 from rsb_connector.mhd.bundle import ParsedBundle
-from rsb_connector.security.identity import Identity
-from rsb_connector.security.pki import PkiDescription
 
-from .conftest import environment
-
-CATALOGUE = load_catalogue()
-CASES = implementations()
-Run = Callable[[str], CaseResult]
+from .conftest import Run, fails_at, passes
 
 
 class KeepsReplacedCurrent(Registry):
@@ -52,46 +41,10 @@ class KeepsReplacedCurrent(Registry):
         return problems
 
 
-@pytest.fixture
-def broken_registry(
-    tmp_path: Path, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
-) -> Iterator[Callable[[type[Registry]], Run]]:
-    """``broken_registry(RegistryDouble)`` → ``run(case_id)`` against a hub built around that registry."""
-    hubs: list[Hub] = []
-
-    def build(double: type[Registry]) -> Run:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(server, "Registry", double)  # build_hub makes its registry of this class
-            hub = build_hub(tmp_path / double.__name__, seed=True, pki=rsb_pki)
-        hubs.append(hub)
-        assert type(hub.registry) is double
-        env: Environment = environment(hub, rsb_pki, rsb_identity, tmp_path)
-        return lambda case_id: run_case(CATALOGUE.get(case_id), CASES[case_id], env)
-
-    yield build
-    for hub in hubs:
-        hub.close()
-
-
-def _fails_at(result: CaseResult, step: int, *expected: str) -> None:
-    """The case failed (a check, not an error) at ``step``, and its message names what was expected and got."""
-    assert result.outcome is Outcome.FAILED, f"{result.id} {result.outcome.value}: {result.message}"
-    failed = result.failed_step
-    assert failed is not None and failed.number == step, f"{result.id} failed at {failed}: {result.message}"
-    for text in expected:
-        assert text in result.message, result.message
-    assert all(s.outcome is Outcome.PASSED for s in result.steps[: step - 1])
-    assert all(s.outcome is Outcome.SKIPPED for s in result.steps[step:])
-
-
-def _passes(result: CaseResult) -> None:
-    assert result.outcome is Outcome.PASSED, f"{result.id} {result.outcome.value}: {result.message}"
-
-
 def test_a_hub_answering_404_for_a_bad_patient_link_fails_mhd_008(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_fhir, "_provide_status", lambda status: status)  # XDSUnknownPatientId -> 404
-    _fails_at(run("MHD-008"), 1, "the hub answers 400", "HTTP 404", "XDSUnknownPatientId")
-    _passes(run("MHD-009"))
+    fails_at(run("MHD-008"), 1, "the hub answers 400", "HTTP 404", "XDSUnknownPatientId")
+    passes(run("MHD-009"))
 
 
 def test_a_hub_accepting_a_bundle_without_profile_fails_mhd_007(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,8 +56,8 @@ def test_a_hub_accepting_a_bundle_without_profile_fails_mhd_007(run: Run, monkey
         return dataclasses.replace(parsed, problems=kept)
 
     monkeypatch.setattr(hub_fhir, "parse_provide_bundle", lenient)
-    _fails_at(run("MHD-007"), 1, "the hub answers 400", "HTTP 200", "transaction-response")
-    _passes(run("MHD-001"))
+    fails_at(run("MHD-007"), 1, "the hub answers 400", "HTTP 200", "transaction-response")
+    passes(run("MHD-001"))
 
 
 def test_a_hub_letting_an_identifier_override_the_other_parameters_fails_mhd_018(
@@ -114,14 +67,14 @@ def test_a_hub_letting_an_identifier_override_the_other_parameters_fails_mhd_018
         return list(entries)
 
     monkeypatch.setattr(hub_fhir._FhirApi, "_narrow", unfiltered)
-    _fails_at(run("MHD-018"), 4, "no match for status=superseded")
-    _passes(run("MHD-015"))
+    fails_at(run("MHD-018"), 4, "no match for status=superseded")
+    passes(run("MHD-015"))
 
 
 def test_a_hub_refusing_unknown_search_parameters_fails_mhd_019(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_fhir, "parse_search", functools.partial(hub_fhir.parse_search, strict=True))
-    _fails_at(run("MHD-019"), 2, "the search answers 200 OK", "HTTP 400", "x-rsb-unknown")
-    _passes(run("MHD-017"))
+    fails_at(run("MHD-019"), 2, "the search answers 200 OK", "HTTP 400", "x-rsb-unknown")
+    passes(run("MHD-017"))
 
 
 def test_a_hub_serving_superseded_documents_fails_mhd_022(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,21 +92,21 @@ def test_a_hub_serving_superseded_documents_fails_mhd_022(run: Run, monkeypatch:
         return self._deliver([(repository, uid)], {uid: stored[0]}, caller, transaction, current=False)
 
     monkeypatch.setattr(Registry, "retrieve_entry", serves_all)
-    _fails_at(run("MHD-022"), 2, "410 Gone", "HTTP 200")
-    _passes(run("MHD-021"))
+    fails_at(run("MHD-022"), 2, "410 Gone", "HTTP 200")
+    passes(run("MHD-021"))
 
 
 def test_a_hub_ignoring_accept_fails_mhd_022(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_fhir, "choose_representation", lambda accept, mime_type: "document")
-    _fails_at(run("MHD-022"), 3, "406 Not Acceptable", "HTTP 200")
-    _passes(run("MHD-021"))
+    fails_at(run("MHD-022"), 3, "406 Not Acceptable", "HTTP 200")
+    passes(run("MHD-021"))
 
 
 def test_a_hub_keeping_replaced_documents_current_fails_the_replace_cases(
-    broken_registry: Callable[[type[Registry]], Run],
+    broken_hub: Callable[..., Run],
 ) -> None:
-    run = broken_registry(KeepsReplacedCurrent)
-    _fails_at(run("MHD-004"), 3, "status superseded", "got 'current'")
-    _fails_at(run("MHD-015"), 1, "only the replacement")
-    _passes(run("MHD-005"))  # an addendum supersedes nothing
-    _passes(run("MHD-006"))
+    run = broken_hub(KeepsReplacedCurrent.__name__, registry=KeepsReplacedCurrent)
+    fails_at(run("MHD-004"), 3, "status superseded", "got 'current'")
+    fails_at(run("MHD-015"), 1, "only the replacement")
+    passes(run("MHD-005"))  # an addendum supersedes nothing
+    passes(run("MHD-006"))

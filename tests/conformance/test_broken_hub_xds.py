@@ -15,27 +15,15 @@ Each broken hub is a real hub (``build_hub`` with the session's PKI, seeded, con
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import pytest
-
-from rsb_connector.conformance import CaseResult, Environment, Outcome, load_catalogue, run_case
-from rsb_connector.conformance.cases import implementations
-from rsb_connector.hub import server
 from rsb_connector.hub.registry import Caller, IncomingDocument, Registry
 from rsb_connector.hub.registry import Outcome as RegistryOutcome
-from rsb_connector.hub.server import Hub, build_hub
 from rsb_connector.metadata.builder import new_submission
 from rsb_connector.metadata.model import Submission
-from rsb_connector.security.identity import Identity
-from rsb_connector.security.pki import PkiDescription
 
-from .conftest import environment
-
-CATALOGUE = load_catalogue()
-CASES = implementations()
+from .conftest import Run, fails_at, passes
 
 
 class IgnoresSuppliedDigests(Registry):
@@ -83,81 +71,40 @@ class KeepsReplacedApproved(Registry):
         return problems
 
 
-@pytest.fixture
-def broken(
-    tmp_path: Path, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
-) -> Iterator[Callable[[type[Registry]], Callable[[str], CaseResult]]]:
-    """``broken(RegistryDouble)`` → ``run(case_id)`` against a hub built around that registry."""
-    hubs: list[Hub] = []
-
-    def build(double: type[Registry]) -> Callable[[str], CaseResult]:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(server, "Registry", double)  # build_hub makes its registry of this class
-            hub = build_hub(tmp_path / double.__name__, seed=True, pki=rsb_pki)
-        hubs.append(hub)
-        assert type(hub.registry) is double
-        env: Environment = environment(hub, rsb_pki, rsb_identity, tmp_path)
-
-        def run(case_id: str) -> CaseResult:
-            return run_case(CATALOGUE.get(case_id), CASES[case_id], env)
-
-        return run
-
-    yield build
-    for hub in hubs:
-        hub.close()
-
-
-def _fails_at(result: CaseResult, step: int, *expected: str) -> None:
-    """The case failed (a check, not an error) at ``step``, and its message names what was expected."""
-    assert result.outcome is Outcome.FAILED, f"{result.id} {result.outcome.value}: {result.message}"
-    failed = result.failed_step
-    assert failed is not None and failed.number == step, f"{result.id} failed at {failed}: {result.message}"
-    assert failed.outcome is Outcome.FAILED
-    for text in expected:
-        assert text in result.message, result.message
-    assert all(s.outcome is Outcome.PASSED for s in result.steps[: step - 1])
-    assert all(s.outcome is Outcome.SKIPPED for s in result.steps[step:])
-
-
-def _passes(result: CaseResult) -> None:
-    assert result.outcome is Outcome.PASSED, f"{result.id} {result.outcome.value}: {result.message}"
-
-
 def test_a_hub_ignoring_supplied_hash_and_size_fails_the_digest_cases(
-    broken: Callable[[type[Registry]], Callable[[str], CaseResult]],
+    broken_hub: Callable[..., Run],
 ) -> None:
-    run = broken(IgnoresSuppliedDigests)
-    _fails_at(
+    run = broken_hub(IgnoresSuppliedDigests.__name__, registry=IgnoresSuppliedDigests)
+    fails_at(
         run("XDS-012"),
         1,
         "status urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure",
         "XDSRepositoryMetadataError",
         "got 'Success'",
     )
-    _fails_at(run("XDS-013"), 1, "XDSRepositoryMetadataError", "got 'Success'")
-    _passes(run("XDS-011"))  # correct digests are still accepted
-    _passes(run("XDS-024"))
+    fails_at(run("XDS-013"), 1, "XDSRepositoryMetadataError", "got 'Success'")
+    passes(run("XDS-011"))  # correct digests are still accepted
+    passes(run("XDS-024"))
 
 
 def test_a_hub_storing_part_of_a_refused_submission_fails_all_or_nothing(
-    broken: Callable[[type[Registry]], Callable[[str], CaseResult]],
+    broken_hub: Callable[..., Run],
 ) -> None:
-    run = broken(StoresWhatItCan)
+    run = broken_hub(StoresWhatItCan.__name__, registry=StoresWhatItCan)
     result = run("XDS-008")
-    _fails_at(result, 2, "FindDocuments (Approved): no entry")
+    fails_at(result, 2, "FindDocuments (Approved): no entry")
     assert result.steps[0].message.startswith("XDSRegistryMetadataError")  # it did answer Failure at step 1
-    _fails_at(run("XDS-019"), 2, "nothing registered under the uniqueId")
-    _passes(run("XDS-002"))
-    _passes(run("XDS-036"))
+    fails_at(run("XDS-019"), 2, "nothing registered under the uniqueId")
+    passes(run("XDS-002"))
+    passes(run("XDS-036"))
 
 
 def test_a_hub_not_deprecating_replaced_documents_fails_the_replacement_cases(
-    broken: Callable[[type[Registry]], Callable[[str], CaseResult]],
+    broken_hub: Callable[..., Run],
 ) -> None:
-    run = broken(KeepsReplacedApproved)
-    _fails_at(run("XDS-003"), 3, "the original is Deprecated", "got 'Approved'")
-    _fails_at(run("XDS-006"), 3, "the original is Deprecated", "got 'Approved'")
-    _fails_at(run("XDS-004"), 4, "XDSRegistryDeprecatedDocumentError")  # B was never deprecated: APND accepted
-    _passes(run("XDS-007"))  # deprecation by ITI-57 is another path
-    _passes(run("XDS-001"))
+    run = broken_hub(KeepsReplacedApproved.__name__, registry=KeepsReplacedApproved)
+    fails_at(run("XDS-003"), 3, "the original is Deprecated", "got 'Approved'")
+    fails_at(run("XDS-006"), 3, "the original is Deprecated", "got 'Approved'")
+    fails_at(run("XDS-004"), 4, "XDSRegistryDeprecatedDocumentError")  # B was never deprecated: APND accepted
+    passes(run("XDS-007"))  # deprecation by ITI-57 is another path
+    passes(run("XDS-001"))

@@ -7,14 +7,17 @@ including what is missing or wrong.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from rsb_connector.hub.auth import BREAK_THE_GLASS_HEADER
 from rsb_connector.hub.registry import IncomingDocument, Outcome, Registry
+from rsb_connector.hub.server import Hub
 from rsb_connector.hub.store import SqliteStore
 from rsb_connector.metadata.content import digest
 from rsb_connector.metadata.model import (
@@ -27,6 +30,10 @@ from rsb_connector.metadata.model import (
     SubmissionSet,
     SubmissionSetStatus,
 )
+from rsb_connector.security.identity import Identity
+from rsb_connector.security.jwt import make_client_assertion
+from rsb_connector.security.pki import PkiDescription
+from rsb_connector.testing import SyncASGITransport
 from rsb_connector.xds.constants import DEFAULT_REPOSITORY_UNIQUE_ID
 
 SSIN_OID = "2.16.840.1.113883.3.6777.5.1"
@@ -224,3 +231,44 @@ def hub(store: SqliteStore) -> HubEnv:
     for pid in (PID_A, PID_B, PID_C):
         registry.register_patient(pid, {"note": "test patient"})
     return HubEnv(store=store, registry=registry, data_dir=store.data_dir)
+
+
+# ---------------------------------------------------------------------------------------------- FHIR over HTTP
+
+FHIR_BASE = "http://rsb-hub.test"
+
+
+@pytest.fixture
+def http(rsb_hub: Hub) -> Iterator[httpx.Client]:
+    """An httpx client on the session hub's app, in process."""
+    with httpx.Client(transport=SyncASGITransport(rsb_hub.app), base_url=FHIR_BASE) as client:
+        yield client
+
+
+@pytest.fixture
+def bearer(
+    http: httpx.Client, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
+) -> Callable[..., dict[str, str]]:
+    """``bearer("gp", glass=...)``: FHIR headers with that sample identity's access token (and a break-the-glass
+    reason)."""
+    tokens: dict[str, str] = {}
+
+    def headers(name: str, *, glass: str | None = None) -> dict[str, str]:
+        if name not in tokens:
+            assertion = make_client_assertion(rsb_identity(name), token_url=f"{FHIR_BASE}/oauth2/token")
+            answer = http.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    "client_assertion": assertion,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            tokens[name] = answer.json()["access_token"]
+        out = {"authorization": f"Bearer {tokens[name]}", "accept": "application/fhir+json"}
+        if glass is not None:
+            out[BREAK_THE_GLASS_HEADER] = glass
+        return out
+
+    return headers

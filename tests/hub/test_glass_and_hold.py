@@ -9,7 +9,7 @@ contact report held back from Lucas, and a very restricted (``V``) note.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,14 +18,10 @@ import pytest
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.parameters import Parameters
 
-from rsb_connector import Identity
 from rsb_connector.hub.auth import BREAK_THE_GLASS_HEADER
 from rsb_connector.hub.seed_consent import seed_document_unique_id
 from rsb_connector.hub.server import Hub
 from rsb_connector.mhd.mapping import resource_id_for
-from rsb_connector.security.jwt import make_client_assertion
-from rsb_connector.security.pki import PkiDescription
-from rsb_connector.testing import SyncASGITransport
 
 LUCAS = "87041213797"
 BASE = "http://rsb-hub.test"
@@ -33,40 +29,6 @@ GLASS = "Patient unconscious at the emergency department, no relative reachable"
 LAB = seed_document_unique_id("labresult")
 HELD = seed_document_unique_id("contactreport")
 VERY_RESTRICTED = seed_document_unique_id("note-v")
-
-
-@pytest.fixture
-def http(rsb_hub: Hub) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=SyncASGITransport(rsb_hub.app), base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def bearer(
-    http: httpx.Client, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
-) -> Callable[..., dict[str, str]]:
-    """``bearer("gp", glass=...)``: FHIR headers with that sample identity's access token."""
-    tokens: dict[str, str] = {}
-
-    def headers(name: str, *, glass: str | None = None) -> dict[str, str]:
-        if name not in tokens:
-            assertion = make_client_assertion(rsb_identity(name), token_url=f"{BASE}/oauth2/token")
-            answer = http.post(
-                "/oauth2/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    "client_assertion": assertion,
-                },
-            )
-            assert answer.status_code == 200, answer.text
-            tokens[name] = answer.json()["access_token"]
-        out = {"authorization": f"Bearer {tokens[name]}", "accept": "application/fhir+json"}
-        if glass is not None:
-            out[BREAK_THE_GLASS_HEADER] = glass
-        return out
-
-    return headers
 
 
 def _search(http: httpx.Client, headers: dict[str, str]) -> httpx.Response:

@@ -10,15 +10,14 @@ Lucas and wrote his documents (among them a lab result); the specialist's link w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from rsb_connector import Identity
 from rsb_connector.hub.audit import AuditEvent
-from rsb_connector.hub.auth import BREAK_THE_GLASS_HEADER, caller_from_principal
+from rsb_connector.hub.auth import caller_from_principal
 from rsb_connector.hub.registry import Caller
 from rsb_connector.hub.seed_consent import seed_document_unique_id
 from rsb_connector.hub.server import Hub
@@ -27,49 +26,12 @@ from rsb_connector.metadata.builder import new_document, new_submission
 from rsb_connector.mhd import build_provide_bundle
 from rsb_connector.mhd.mapping import as_json, resource_id_for
 from rsb_connector.query import FindDocuments
-from rsb_connector.security.jwt import make_client_assertion
-from rsb_connector.security.pki import PkiDescription
-from rsb_connector.testing import SyncASGITransport
 
 LUCAS = "87041213797"
 BASE = "http://rsb-hub.test"
 LAB = seed_document_unique_id("labresult")
 UNKNOWN_ID = "0f0f0f0f-0000-4000-8000-000000000000"
 SHORT = "too short"
-
-
-@pytest.fixture
-def http(rsb_hub: Hub) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=SyncASGITransport(rsb_hub.app), base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def bearer(
-    http: httpx.Client, rsb_pki: PkiDescription, rsb_identity: Callable[[str], Identity]
-) -> Callable[..., dict[str, str]]:
-    """``bearer("gp", glass=...)``: FHIR headers with that sample identity's access token."""
-    tokens: dict[str, str] = {}
-
-    def headers(name: str, *, glass: str | None = None) -> dict[str, str]:
-        if name not in tokens:
-            assertion = make_client_assertion(rsb_identity(name), token_url=f"{BASE}/oauth2/token")
-            answer = http.post(
-                "/oauth2/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    "client_assertion": assertion,
-                },
-            )
-            assert answer.status_code == 200, answer.text
-            tokens[name] = answer.json()["access_token"]
-        out = {"authorization": f"Bearer {tokens[name]}", "accept": "application/fhir+json"}
-        if glass is not None:
-            out[BREAK_THE_GLASS_HEADER] = glass
-        return out
-
-    return headers
 
 
 class Trail:
