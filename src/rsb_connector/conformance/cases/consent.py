@@ -35,6 +35,7 @@ from ...xds.rs import RegistryResult
 from .. import wire
 from ..context import AUTHOR, CaseContext, MissingNeed
 from . import implements
+from ._common import attachment_url
 
 FHIR_JSON: Final = "application/fhir+json"
 XDS_CODE_SYSTEM: Final = "https://profiles.ihe.net/ITI/TF/Volume3/ch-4.2.html#4.2.4.1"
@@ -197,14 +198,9 @@ def _listed(t: CaseContext, response: httpx.Response) -> list[str]:
 
 def _attachment_url(t: CaseContext, who: str, patient: str, unique_id: str) -> str:
     """The ITI-68 URL of a document (its DocumentReference's attachment.url), as ``who`` (who may see it) finds it."""
-    body = _json(_search(t, who, patient))
-    for item in body.get("entry") or []:
-        resource = item.get("resource") or {}
-        if str((resource.get("masterIdentifier") or {}).get("value", "")).removeprefix("urn:oid:") == unique_id:
-            for content in resource.get("content") or []:
-                url = (content.get("attachment") or {}).get("url")
-                if url:
-                    return str(url)
+    url = attachment_url(_json(_search(t, who, patient)), unique_id)
+    if url:
+        return url
     raise RuntimeError(f"setup: {who} does not find the DocumentReference of {unique_id} over MHD (ITI-67)")
 
 

@@ -49,6 +49,7 @@ from ...xds.rs import RegistryResult
 from .. import wire
 from ..context import AUTHOR, CaseContext, MissingNeed
 from . import implements
+from ._common import attachment_url
 
 CID: Final = "doc0@rsb-conformance.test"
 FHIR_JSON: Final = "application/fhir+json"
@@ -429,14 +430,9 @@ def _check_challenge(t: CaseContext, response: httpx.Response, *, error: str | N
 
 
 def _attachment_url(t: CaseContext, patient: str, unique_id: str) -> str:
-    body = _json(_search(t, patient, _bearer(t.token(AUTHOR))))
-    for item in body.get("entry") or []:
-        resource = item.get("resource") or {}
-        if str((resource.get("masterIdentifier") or {}).get("value", "")).removeprefix("urn:oid:") == unique_id:
-            for content in resource.get("content") or []:
-                url = (content.get("attachment") or {}).get("url")
-                if url:
-                    return str(url)
+    url = attachment_url(_json(_search(t, patient, _bearer(t.token(AUTHOR)))), unique_id)
+    if url:
+        return url
     raise RuntimeError(f"setup: the author does not find the DocumentReference of {unique_id} over MHD (ITI-67)")
 
 
