@@ -65,6 +65,7 @@ from ..metadata.model import (
 )
 from ..metadata.rules import check_submission, is_registry_reference
 from ..metadata.valuesets import CodeKind, load_value_sets
+from ..mhd.constants import BREAK_THE_GLASS_HEADER
 from ..policy import BREAK_THE_GLASS_MAX_LENGTH, BREAK_THE_GLASS_MIN_LENGTH, break_the_glass_problem
 from ..query import (
     FindDocuments,
@@ -129,9 +130,6 @@ OutcomeT = TypeVar("OutcomeT", bound="Outcome")
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """Connection pool limits when none are given (httpx's own defaults)."""
-
-BREAK_THE_GLASS_HEADER = "X-Break-The-Glass"
-"""The HTTP header that carries a professional's break-the-glass reason on the hub's FHIR reads (ITI-66/67/68)."""
 
 StatusFilter: TypeAlias = Literal["approved", "deprecated", "all"]
 ProgressCallback: TypeAlias = Callable[[int, int | None], None]

@@ -56,6 +56,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..identifiers import mask_ssin
+from ..mhd.constants import BREAK_THE_GLASS_HEADER
 from ..policy import ActorKind
 from ..security.identity import Identity, Principal
 from ..security.jwt import (
@@ -102,8 +103,6 @@ INVALID_SCOPE: Final = "invalid_scope"
 UNSUPPORTED_GRANT_TYPE: Final = "unsupported_grant_type"
 MAX_TOKEN_REQUEST_BYTES: Final = 64 * 1024
 REALM: Final = "rsb-hub"
-BREAK_THE_GLASS_HEADER: Final = "X-Break-The-Glass"
-"""The request header carrying a professional's break-the-glass reason on FHIR reading requests."""
 _SCOPE = re.compile(r"(system|user|patient)/(\*|[A-Z][A-Za-z]*)\.(\*|read|write|[cruds]+)")
 _FORM_MEDIA = "application/x-www-form-urlencoded"
 

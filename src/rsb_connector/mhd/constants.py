@@ -56,6 +56,10 @@ __all__ = [
     "canonical",
 ]
 
+BREAK_THE_GLASS_HEADER: Final = "X-Break-The-Glass"
+"""The request header carrying a professional's break-the-glass reason on the hub's FHIR reads (ITI-66/67/68): an
+rsb-connector extension, sent by the SDK and read by the hub."""
+
 MHD_BASE: Final = "https://profiles.ihe.net/ITI/MHD"
 """Base of every MHD canonical URL."""
 _SD: Final = f"{MHD_BASE}/StructureDefinition/"

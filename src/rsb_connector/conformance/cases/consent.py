@@ -21,11 +21,11 @@ from typing import Any, Final
 
 import httpx
 
-from ...hub.auth import BREAK_THE_GLASS_HEADER
 from ...identifiers import NIHDI_SYSTEM, SSIN_SYSTEM, Ssin
 from ...metadata.builder import new_document, new_submission
 from ...metadata.model import AvailabilityStatus, DocumentEntry, Submission
 from ...mhd.bundle import build_provide_bundle
+from ...mhd.constants import BREAK_THE_GLASS_HEADER
 from ...mhd.mapping import as_json
 from ...query import FindDocuments, GetDocuments
 from ...xds import constants as c
